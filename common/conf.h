@@ -1,0 +1,67 @@
+/*
+ * conf.h: the platform's configuration, one flat table of keys (nginx ngx_command_t style).
+ * Owns struct conf and its strings; values come from defaults, then the file, then the environment.
+ */
+#ifndef MOLECULE_CONF_H
+#define MOLECULE_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct conf {
+	char *env;			/* MOLECULE_ENV: development, production, ... */
+	char *database_url;
+	char *redis_url;
+	char *fcgi_socket;
+	char *migrations_dir;
+	char *admin_token;
+	char *log_level;
+	char *bin_dir;
+	int64_t api_workers;		/* 0 = 2 x online cores */
+	int64_t max_requests;
+	int64_t max_body_bytes;
+	int64_t arena_cap_bytes;
+	int64_t listen_backlog;
+	int64_t heartbeat_interval_s;
+	int64_t stop_timeout_s;
+	int64_t db_statement_timeout_ms;
+	int64_t db_connect_timeout_s;
+	int64_t redis_timeout_ms;
+	int64_t migrate_on_start;
+};
+
+enum conf_type { CONF_STR, CONF_INT };
+
+struct conf_key {
+	const char *name;	/* key in the file */
+	const char *env;	/* environment variable overriding it */
+	enum conf_type type;
+	size_t offset;
+	int64_t min, max;
+	const char *dflt;
+	int secret;		/* never printed, masked in logs */
+	const char *doc;
+};
+
+extern const struct conf_key conf_keys[];
+extern const size_t conf_nkeys;
+
+/*
+ * Loads defaults, then path (may be NULL: no file), then the environment into c.
+ * Returns 0, or -1 with a "file:line: reason" message in err. c is left
+ * unchanged on failure, so a reload can keep the old configuration.
+ */
+int conf_load(struct conf *c, const char *path, char *err, size_t errlen);
+void conf_free(struct conf *c);
+/* 1 when env is development/dev (the local quickstart). */
+int conf_is_dev(const struct conf *c);
+int conf_is_production(const struct conf *c);
+/* Effective number of API workers (resolves 0 to 2 x cores). */
+int conf_api_workers(const struct conf *c);
+/* Writes the key reference (markdown table) that docs/config.md embeds. */
+void conf_write_docs(FILE *f);
+/* Writes the effective configuration, secrets masked (moleculed -t -v). */
+void conf_dump(const struct conf *c, FILE *f);
+
+#endif

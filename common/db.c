@@ -1,0 +1,136 @@
+/*
+ * db.c: PostgreSQL access, one lazily opened PGconn per process (libpq).
+ * Owns the PGconn (process lifetime); PGresults are registered on the caller's arena.
+ */
+#include "common/db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+static void clear_result(void *p);
+
+static PGconn *conn;
+static char *dsn;
+static char connect_timeout[16];
+static char options[64];
+static int unavailable;
+static char sqlstate[6];
+
+void
+db_configure(const struct conf *c)
+{
+	free(dsn);
+	dsn = xstrdup(c->database_url);
+	snprintf(connect_timeout, sizeof(connect_timeout), "%lld", (long long)c->db_connect_timeout_s);
+	snprintf(options, sizeof(options), "-c statement_timeout=%lld",
+	    (long long)c->db_statement_timeout_ms);
+}
+
+PGconn *
+db_conn(void)
+{
+	/* Later keywords override what the URI in dbname says (expand_dbname=1). */
+	const char *keys[] = { "dbname", "connect_timeout", "options", "application_name", NULL };
+	const char *vals[] = { dsn, connect_timeout, options, "molecule", NULL };
+
+	if (conn != NULL && PQstatus(conn) == CONNECTION_OK)
+		return conn;
+	if (conn != NULL) {
+		log_warn("database connection lost, reconnecting");
+		PQfinish(conn);
+		conn = NULL;
+	}
+	if (dsn == NULL) {
+		log_err("database not configured");
+		return NULL;
+	}
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s", conn ? PQerrorMessage(conn) : "out of memory");
+		msg[strcspn(msg, "\n")] = '\0';
+		log_err("database connect failed: %s", msg);
+		PQfinish(conn);
+		conn = NULL;
+		return NULL;
+	}
+	return conn;
+}
+
+void
+db_close(void)
+{
+	PQfinish(conn);
+	conn = NULL;
+}
+
+void
+db_forget_after_fork(void)
+{
+	if (conn == NULL)
+		return;
+	/* Closing our copy of the socket first makes PQfinish's goodbye go nowhere. */
+	close(PQsocket(conn));
+	PQfinish(conn);
+	conn = NULL;
+}
+
+PGresult *
+db_exec(struct arena *a, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res;
+	ExecStatusType st;
+	PGconn *c;
+	const char *state;
+
+	unavailable = 0;
+	sqlstate[0] = '\0';
+	c = db_conn();
+	if (c == NULL) {
+		unavailable = 1;
+		return NULL;
+	}
+	res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		if (arena_on_reset(a, clear_result, res) < 0)
+			return NULL;
+		return res;
+	}
+	state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(sqlstate, sizeof(sqlstate), "%s", state ? state : "");
+	if (PQstatus(c) != CONNECTION_OK) {
+		unavailable = 1;
+		log_err("database connection failed during a statement");
+	} else {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+		msg[strcspn(msg, "\n")] = '\0';
+		log_err("statement failed (%s): %s", sqlstate, msg);
+	}
+	PQclear(res);
+	return NULL;
+}
+
+int
+db_unavailable(void)
+{
+	return unavailable;
+}
+
+const char *
+db_last_sqlstate(void)
+{
+	return sqlstate;
+}
+
+static void
+clear_result(void *p)
+{
+	PQclear(p);
+}

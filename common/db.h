@@ -1,0 +1,31 @@
+/*
+ * db.h: PostgreSQL access, one lazily opened PGconn per process (libpq).
+ * Owns the PGconn; every PGresult it returns belongs to the caller's arena.
+ */
+#ifndef MOLECULE_DB_H
+#define MOLECULE_DB_H
+
+#include <libpq-fe.h>
+
+#include "common/arena.h"
+#include "common/conf.h"
+
+/* Remembers where and how to connect; connects on first use. */
+void db_configure(const struct conf *c);
+/* Returns a healthy connection, (re)connecting if needed, or NULL with the reason logged. */
+PGconn *db_conn(void);
+/* Closes the connection (end of process). */
+void db_close(void);
+/* In a freshly forked child: drops the parent's connection without talking to the server. */
+void db_forget_after_fork(void);
+/*
+ * Runs sql with text parameters ($1..$n). The result is cleared when the arena resets.
+ * Returns NULL on any failure, logged; db_unavailable() then tells whether the database
+ * could not be reached (503) rather than the statement failing (500).
+ */
+PGresult *db_exec(struct arena *a, const char *sql, int nparams, const char *const *params);
+int db_unavailable(void);
+/* SQLSTATE of the last failed statement ("" when none), e.g. "23505" for a unique violation. */
+const char *db_last_sqlstate(void);
+
+#endif

@@ -1,0 +1,202 @@
+/*
+ * kv.c: Redis access, one lazily opened hiredis context per process (ephemeral data only).
+ * Owns the redisContext (process lifetime); a context with c->err is never reused (hiredis 0.14).
+ */
+#include "common/kv.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+static void free_reply(void *p);
+static redisContext *connect_target(void);
+
+static redisContext *ctx;
+static struct kv_target target;
+static int configured;
+static struct timeval timeout;
+static int64_t last_complaint_ms;
+
+int
+kv_parse_url(const char *url, struct kv_target *t, char *err, size_t errlen)
+{
+	const char *p, *at, *colon, *slash;
+	int64_t n;
+	const char *why;
+	char buf[32];
+
+	memset(t, 0, sizeof(*t));
+	t->port = 6379;
+	if (str_has_prefix(url, "unix://")) {
+		p = url + strlen("unix://");
+		snprintf(t->path, sizeof(t->path), "%.*s", (int)strcspn(p, "?"), p);
+		if (t->path[0] != '/') {
+			snprintf(err, errlen, "redis url: unix socket path must be absolute");
+			return -1;
+		}
+		p = strstr(p, "?db=");
+		if (p != NULL && parse_int64(p + 4, 0, 15, &n, &why) == 0)
+			t->db = (int)n;
+		return 0;
+	}
+	if (!str_has_prefix(url, "redis://")) {
+		snprintf(err, errlen, "redis url: want redis:// or unix://");
+		return -1;
+	}
+	p = url + strlen("redis://");
+	at = strchr(p, '@');
+	if (at != NULL) {
+		const char *pw = memchr(p, ':', (size_t)(at - p));
+		pw = pw ? pw + 1 : p;
+		snprintf(t->password, sizeof(t->password), "%.*s", (int)(at - pw), pw);
+		p = at + 1;
+	}
+	slash = strchr(p, '/');
+	colon = strchr(p, ':');
+	if (colon != NULL && (slash == NULL || colon < slash)) {
+		snprintf(t->host, sizeof(t->host), "%.*s", (int)(colon - p), p);
+		snprintf(buf, sizeof(buf), "%.*s", (int)(slash ? slash - colon - 1 : (long)strlen(colon + 1)), colon + 1);
+		if (parse_int64(buf, 1, 65535, &n, &why) < 0) {
+			snprintf(err, errlen, "redis url: port %s", why);
+			return -1;
+		}
+		t->port = (int)n;
+	} else {
+		snprintf(t->host, sizeof(t->host), "%.*s", (int)(slash ? slash - p : (long)strlen(p)), p);
+	}
+	if (t->host[0] == '\0')
+		snprintf(t->host, sizeof(t->host), "127.0.0.1");
+	if (slash != NULL && slash[1] != '\0') {
+		if (parse_int64(slash + 1, 0, 15, &n, &why) < 0) {
+			snprintf(err, errlen, "redis url: database %s", why);
+			return -1;
+		}
+		t->db = (int)n;
+	}
+	return 0;
+}
+
+int
+kv_configure(const struct conf *c)
+{
+	char err[128];
+
+	if (kv_parse_url(c->redis_url, &target, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	if (target.password[0] != '\0')
+		log_add_secret(target.password);
+	timeout.tv_sec = c->redis_timeout_ms / 1000;
+	timeout.tv_usec = (c->redis_timeout_ms % 1000) * 1000;
+	configured = 1;
+	kv_close();
+	return 0;
+}
+
+redisContext *
+kv_conn(void)
+{
+	if (ctx != NULL && ctx->err == 0)
+		return ctx;
+	kv_close();
+	if (!configured)
+		return NULL;
+	ctx = connect_target();
+	return ctx;
+}
+
+void
+kv_close(void)
+{
+	if (ctx != NULL)
+		redisFree(ctx);
+	ctx = NULL;
+}
+
+void
+kv_forget_after_fork(void)
+{
+	/* redisFree only closes our copy of the socket; the parent's session is untouched. */
+	kv_close();
+}
+
+redisReply *
+kv_command(struct arena *a, const char *fmt, ...)
+{
+	redisContext *c = kv_conn();
+	redisReply *r;
+	va_list ap;
+
+	if (c == NULL)
+		return NULL;
+	va_start(ap, fmt);
+	r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	if (r == NULL) {
+		log_warn("redis command failed: %s", c->errstr);
+		kv_close();
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		log_warn("redis error reply: %s", r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	if (a != NULL && arena_on_reset(a, free_reply, r) < 0)
+		return NULL;
+	return r;
+}
+
+static redisContext *
+connect_target(void)
+{
+	redisContext *c;
+	redisReply *r = NULL;
+	int64_t now = now_mono_ms();
+
+	if (target.path[0] != '\0')
+		c = redisConnectUnixWithTimeout(target.path, timeout);
+	else
+		c = redisConnectWithTimeout(target.host, target.port, timeout);
+	if (c == NULL || c->err) {
+		/* One complaint per 10 s: a Redis outage must not flood the logs. */
+		if (now - last_complaint_ms > 10000) {
+			log_warn("redis connect failed: %s", c ? c->errstr : "out of memory");
+			last_complaint_ms = now;
+		}
+		if (c != NULL)
+			redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, timeout);
+	if (target.password[0] != '\0') {
+		r = redisCommand(c, "AUTH %s", target.password);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR)
+			goto fail;
+		freeReplyObject(r);
+		r = NULL;
+	}
+	if (target.db != 0) {
+		r = redisCommand(c, "SELECT %d", target.db);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR)
+			goto fail;
+		freeReplyObject(r);
+	}
+	return c;
+fail:
+	log_warn("redis handshake failed");
+	freeReplyObject(r);
+	redisFree(c);
+	return NULL;
+}
+
+static void
+free_reply(void *p)
+{
+	freeReplyObject(p);
+}

@@ -1,0 +1,40 @@
+/*
+ * kv.h: Redis access, one lazily opened hiredis context per process (ephemeral data only).
+ * Owns the redisContext; replies returned belong to the caller (freeReplyObject or arena).
+ */
+#ifndef MOLECULE_KV_H
+#define MOLECULE_KV_H
+
+#include <hiredis/hiredis.h>
+
+#include "common/arena.h"
+#include "common/conf.h"
+
+/*
+ * Parses redis://[:password@]host[:port][/db] or unix:///path[?db=N].
+ * Returns 0, or -1 with a reason in err.
+ */
+struct kv_target {
+	char host[256];
+	int port;
+	char path[256];
+	char password[128];
+	int db;
+};
+int kv_parse_url(const char *url, struct kv_target *t, char *err, size_t errlen);
+
+/* Remembers the target; connects on first use. Returns -1 when the URL is invalid. */
+int kv_configure(const struct conf *c);
+/* Returns a usable context, reconnecting after any error, or NULL (logged, rate-limited). */
+redisContext *kv_conn(void);
+void kv_close(void);
+/* In a freshly forked child: drops the parent's context without talking to the server. */
+void kv_forget_after_fork(void);
+/*
+ * Runs one command (hiredis format: %s, %b with length, %lld). Returns the reply, or NULL
+ * on a connection error (the context is dropped and reopened next time) or an error reply.
+ * With a non-NULL arena the reply is freed at reset; otherwise the caller frees it.
+ */
+redisReply *kv_command(struct arena *a, const char *fmt, ...);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * util.h: small helpers every module uses: UNUSED, fatal, clocks, bounded parsing.
+ * Owns nothing; strings returned are caller-provided buffers.
+ */
+#ifndef MOLECULE_UTIL_H
+#define MOLECULE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define UNUSED(x) ((void)(x))
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Logs the message and exits 2 ("fatal, do not restart"); start-up, config and OOM only. */
+__attribute__((noreturn, format(printf, 1, 2))) void fatal(const char *fmt, ...);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+char *xstrdup(const char *s);
+
+/* Milliseconds on CLOCK_MONOTONIC: for ticks, deadlines and backoff. */
+int64_t now_mono_ms(void);
+/* Milliseconds since the epoch (wall clock): for timestamps people read. */
+int64_t now_wall_ms(void);
+/* Formats epoch seconds as RFC 3339 UTC ("2026-11-22T07:30:00Z") into buf (>= 21 bytes). */
+void rfc3339(time_t t, char *buf, size_t len);
+
+/*
+ * Parses a base-10 integer in [min, max] (strtonum-style).
+ * Returns 0 and sets *out, or -1 with *why set to a static reason.
+ */
+int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out, const char **why);
+
+/* Case-sensitive suffix and prefix tests. */
+int str_has_prefix(const char *s, const char *prefix);
+
+/* Constant-time equality of two NUL-terminated strings (length leaks, content does not). */
+int str_eq_ct(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,309 @@
+/*
+ * main.c: molecule-api's master: opens the FastCGI socket, pre-forks the workers, respawns them
+ * with backoff, rolls them on SIGHUP and drains them on SIGTERM. Owns the socket and the slots.
+ */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/conf.h"
+#include "common/kv.h"
+#include "common/liveness.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/util.h"
+#include "fcgi/metrics.h"
+#include "fcgi/router.h"
+#include "fcgi/worker.h"
+
+#define MAX_WORKERS 256
+
+struct master {
+	struct conf conf;
+	const char *conf_path;
+	struct worker_args wargs;
+	struct proc slots[MAX_WORKERS];
+	size_t nworkers;	/* target count */
+	int restarts;		/* of the master itself, from the supervisor */
+	int stopping;
+	int rolling;
+	size_t roll_next;
+	pid_t roll_pid;
+	int64_t next_beat_ms;
+};
+
+static void on_signal(int sig);
+static void install_signals(sigset_t *blocked);
+static int open_socket(const char *path, int backlog);
+static void reap(struct master *m, int64_t now);
+static void converge(struct master *m, int64_t now);
+static void roll_step(struct master *m, int64_t now);
+static void reload(struct master *m);
+static void usage(void);
+
+static volatile sig_atomic_t got_chld, got_term, got_hup;
+
+int
+main(int argc, char **argv)
+{
+	struct master m;
+	char err[512];
+	sigset_t blocked, none;
+	struct timespec tick = { 0, 250 * 1000000 };
+	enum log_level lvl;
+	const char *rs;
+	int opt, check_only = 0;
+	int64_t now;
+	size_t i;
+
+	memset(&m, 0, sizeof(m));
+	log_set_name("api");
+	while ((opt = getopt(argc, argv, "c:th")) != -1) {
+		switch (opt) {
+		case 'c': m.conf_path = optarg; break;
+		case 't': check_only = 1; break;
+		default: usage();
+		}
+	}
+	if (conf_load(&m.conf, m.conf_path, err, sizeof(err)) < 0)
+		fatal("configuration: %s", err);
+	if (check_only)
+		return 0;
+	if (log_parse_level(m.conf.log_level, &lvl) == 0)
+		log_set_level(lvl);
+	log_add_secret(m.conf.admin_token);
+	if (kv_configure(&m.conf) < 0)
+		fatal("configuration: invalid redis_url");
+	rs = getenv("MOLECULE_RESTARTS");
+	m.restarts = rs ? atoi(rs) : 0;
+
+	FCGX_Init();
+	install_signals(&blocked);
+	m.wargs.conf = &m.conf;
+	m.wargs.listen_fd = open_socket(m.conf.fcgi_socket, (int)m.conf.listen_backlog);
+	if (metrics_init(nroutes) < 0)
+		fatal("cannot map the shared metrics: %s", strerror(errno));
+	m.nworkers = (size_t)conf_api_workers(&m.conf);
+	if (m.nworkers > MAX_WORKERS)
+		m.nworkers = MAX_WORKERS;
+	for (i = 0; i < MAX_WORKERS; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "api-worker-%zu", i);
+		proc_init(&m.slots[i], name);
+		m.slots[i].state = PROC_DONE;
+	}
+	log_info("listening on %s with %zu workers", m.conf.fcgi_socket, m.nworkers);
+	sigemptyset(&none);
+	while (!m.stopping || proc_any_alive(m.slots, MAX_WORKERS)) {
+		now = now_mono_ms();
+		if (got_chld) {
+			got_chld = 0;
+			reap(&m, now);
+		}
+		if (got_term && !m.stopping) {
+			log_info("stopping: draining %zu workers", m.nworkers);
+			m.stopping = 1;
+			for (i = 0; i < MAX_WORKERS; i++)
+				proc_stop(&m.slots[i], now, m.conf.stop_timeout_s * 1000);
+		}
+		if (got_hup) {
+			got_hup = 0;
+			if (!m.stopping)
+				reload(&m);
+		}
+		if (m.stopping) {
+			proc_kill_overdue(m.slots, MAX_WORKERS, now);
+		} else {
+			converge(&m, now);
+			roll_step(&m, now);
+			if (now >= m.next_beat_ms) {
+				liveness_beat("api", getpid(), m.restarts);
+				m.next_beat_ms = now + m.conf.heartbeat_interval_s * 1000;
+			}
+		}
+		/* Signals are blocked except here, so none is lost between a check and the wait. */
+		ppoll(NULL, 0, &tick, &none);
+	}
+	unlink(m.conf.fcgi_socket);
+	log_info("stopped");
+	conf_free(&m.conf);
+	kv_close();
+	return 0;
+}
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGCHLD)
+		got_chld = 1;
+	else if (sig == SIGHUP)
+		got_hup = 1;
+	else
+		got_term = 1;
+}
+
+static void
+install_signals(sigset_t *blocked)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_signal;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(blocked);
+	sigaddset(blocked, SIGCHLD);
+	sigaddset(blocked, SIGTERM);
+	sigaddset(blocked, SIGINT);
+	sigaddset(blocked, SIGHUP);
+	sigprocmask(SIG_BLOCK, blocked, NULL);
+}
+
+/* Opens the listening socket once, before forking: every worker accepts on the same fd. */
+static int
+open_socket(const char *path, int backlog)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd, probe;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		fatal("fcgi_socket: path too long: %s", path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			fatal("fcgi_socket: %s exists and is not a socket", path);
+		/* A socket someone still answers on belongs to a live master: do not steal it. */
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		memcpy(sun.sun_path, path, strlen(path) + 1);
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+			fatal("fcgi_socket: %s is in use by another process", path);
+		if (probe >= 0)
+			close(probe);
+		unlink(path);
+	}
+	fd = FCGX_OpenSocket(path, backlog);
+	if (fd < 0)
+		fatal("fcgi_socket: cannot listen on %s: %s", path, strerror(errno));
+	/* Access is decided by the socket's directory; nginx's workers may run as another user. */
+	if (chmod(path, 0666) < 0)
+		fatal("fcgi_socket: chmod %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static void
+reap(struct master *m, int64_t now)
+{
+	struct proc *p;
+	pid_t pid;
+	int st, before;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		p = proc_find(m->slots, MAX_WORKERS, pid);
+		if (p == NULL)
+			continue;
+		before = p->restarts;
+		proc_exited(p, st, now);
+		if (p->restarts != before)
+			metrics_worker_restart();
+	}
+}
+
+/* Starts the slots that should run and stops the ones beyond the target count. */
+static void
+converge(struct master *m, int64_t now)
+{
+	size_t i, fatal_count = 0;
+
+	for (i = 0; i < MAX_WORKERS; i++) {
+		struct proc *p = &m->slots[i];
+		if (i >= m->nworkers) {
+			if (p->state == PROC_RUNNING)
+				proc_stop(p, now, m->conf.stop_timeout_s * 1000);
+			continue;
+		}
+		if (p->state == PROC_FATAL)
+			fatal_count++;
+		if (p->state == PROC_DONE || (p->state == PROC_IDLE && now >= p->next_start_ms))
+			proc_spawn(p, worker_main, &m->wargs, now);
+	}
+	proc_kill_overdue(m->slots, MAX_WORKERS, now);
+	if (fatal_count == m->nworkers)
+		fatal("every worker exited fatally");
+}
+
+/* Rolling restart after SIGHUP: one worker at a time, the next once its replacement runs. */
+static void
+roll_step(struct master *m, int64_t now)
+{
+	struct proc *p;
+
+	if (!m->rolling)
+		return;
+	if (m->roll_next >= m->nworkers) {
+		m->rolling = 0;
+		log_info("rolling restart done");
+		return;
+	}
+	p = &m->slots[m->roll_next];
+	if (m->roll_pid == 0) {
+		if (p->state != PROC_RUNNING) {
+			m->roll_next++;
+			return;
+		}
+		m->roll_pid = p->pid;
+		proc_stop(p, now, m->conf.stop_timeout_s * 1000);
+	} else if (p->state == PROC_RUNNING && p->pid != m->roll_pid) {
+		m->roll_pid = 0;
+		m->roll_next++;
+	}
+}
+
+static void
+reload(struct master *m)
+{
+	struct conf fresh;
+	char err[512];
+
+	memset(&fresh, 0, sizeof(fresh));
+	if (conf_load(&fresh, m->conf_path, err, sizeof(err)) < 0) {
+		log_err("reload: keeping the running configuration: %s", err);
+		return;
+	}
+	if (strcmp(fresh.fcgi_socket, m->conf.fcgi_socket) != 0)
+		log_warn("reload: fcgi_socket changes only on restart");
+	free(fresh.fcgi_socket);
+	fresh.fcgi_socket = m->conf.fcgi_socket;
+	m->conf.fcgi_socket = NULL;
+	conf_free(&m->conf);
+	m->conf = fresh;
+	m->nworkers = (size_t)conf_api_workers(&m->conf);
+	if (m->nworkers > MAX_WORKERS)
+		m->nworkers = MAX_WORKERS;
+	log_info("reload: configuration re-read, rolling %zu workers", m->nworkers);
+	m->rolling = 1;
+	m->roll_next = 0;
+	m->roll_pid = 0;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: molecule-api [-t] [-c config]\n");
+	exit(2);
+}

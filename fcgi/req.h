@@ -1,0 +1,90 @@
+/*
+ * req.h: one API request: its CGI parameters, path params, query, headers and JSON body.
+ * Owns nothing itself: every string lives in the request's arena and dies at its reset.
+ */
+#ifndef MOLECULE_REQ_H
+#define MOLECULE_REQ_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+#include "common/conf.h"
+
+#define REQ_MAX_PARAMS 8
+#define REQ_MAX_QUERY 64
+#define REQ_MAX_HEADERS 16
+
+struct req_kv {
+	const char *key;
+	const char *val;
+};
+
+/* Reads the request body; the FastCGI stream in production, a buffer in tests. */
+typedef long (*req_read_fn)(void *src, char *buf, size_t len);
+
+struct req {
+	struct arena *arena;
+	const struct conf *conf;
+	char **envp;			/* CGI parameters from nginx */
+	req_read_fn read_body;
+	void *body_src;
+
+	const char *method;
+	const char *path;		/* raw path, without the query */
+	const char *query;		/* raw query string, "" when none */
+	const char *request_id;
+	int64_t started_ms;
+	int route_index;		/* into the route table; -1 when nothing matched */
+
+	struct req_kv params[REQ_MAX_PARAMS];
+	size_t nparams;
+	struct req_kv qargs[REQ_MAX_QUERY];
+	size_t nqargs;
+	int query_parsed;
+
+	/* The response, filled by resp_*() and written once by the dispatcher. */
+	int status;
+	const char *content_type;
+	const char *body;
+	size_t body_len;
+	struct req_kv headers[REQ_MAX_HEADERS];
+	size_t nheaders;
+	int responded;
+};
+
+/*
+ * Fills r from CGI parameters. Returns 0, or -1 when the request line is unusable
+ * (the dispatcher answers 400).
+ */
+int req_init(struct req *r, struct arena *a, const struct conf *c, char **envp,
+    req_read_fn read_body, void *body_src);
+
+/* A CGI parameter by name ("REMOTE_ADDR"), or NULL. */
+const char *req_env(const struct req *r, const char *name);
+/* A request header by its HTTP name ("Authorization", "X-Workspace-ID"), or NULL. */
+const char *req_header(const struct req *r, const char *name);
+/* A path parameter of the matched route (":id" → "id"), percent-decoded, or NULL. */
+const char *req_param(const struct req *r, const char *name);
+/* The first value of a query argument, percent-decoded, or NULL. */
+const char *req_query(struct req *r, const char *name);
+/* The bearer token of "Authorization: Bearer <tok>", or NULL. */
+const char *req_bearer(const struct req *r);
+
+/*
+ * Reads and parses a JSON object body of at most conf->max_body_bytes.
+ * Returns 0 with *out owned by the arena, or -1 with the error response already set
+ * (413 too large, 400 invalid JSON or not an object).
+ */
+int req_json_body(struct req *r, struct json_object **out);
+
+/*
+ * Parses a query string into r->qargs (percent and '+' decoding); the fuzzed parser.
+ * Returns the number of arguments kept (excess beyond REQ_MAX_QUERY is dropped).
+ */
+size_t req_parse_query(struct arena *a, const char *qs, struct req_kv *out, size_t max);
+/* Percent-decodes s[0..len) into the arena; NULL on a malformed escape or a NUL byte. */
+char *req_percent_decode(struct arena *a, const char *s, size_t len, int plus_is_space);
+
+#endif
