@@ -82,8 +82,11 @@ proc_exited(struct proc *p, int st, int64_t now_ms)
 		p->state = PROC_FATAL;
 		return;
 	}
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && uptime >= PROC_BACKOFF_MIN_MS) {
-		/* A clean exit after a while is a planned recycle (max_requests), not a crash. */
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		/*
+		 * A clean exit is a planned recycle (max_requests), not a crash. The caller's loop
+		 * starts at most one process per tick, so even a child that exits at once cannot spin.
+		 */
 		log_info("%s: %s; starting a fresh one", p->name, how);
 		p->state = PROC_IDLE;
 		p->next_start_ms = now_ms;

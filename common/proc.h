@@ -47,7 +47,7 @@ int proc_exec_child(struct proc *p, void *argv);
 /*
  * Records the exit of p with wait status st at now_ms: logs "exited with code N" or
  * "killed by signal N", and schedules the restart (state IDLE + next_start_ms) unless the
- * exit was fatal or requested.
+ * exit was fatal (2) or requested. Exit 0 is a recycle: due at once, not counted as a crash.
  */
 void proc_exited(struct proc *p, int st, int64_t now_ms);
 /* Next delay after a crash: doubles from PROC_BACKOFF_MIN_MS, capped at PROC_BACKOFF_MAX_MS. */

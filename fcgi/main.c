@@ -179,7 +179,7 @@ open_socket(const char *path, int backlog)
 {
 	struct sockaddr_un sun;
 	struct stat st;
-	int fd, probe;
+	int fd, probe, tries, in_use = 0;
 
 	if (strlen(path) >= sizeof(sun.sun_path))
 		fatal("fcgi_socket: path too long: %s", path);
@@ -190,11 +190,19 @@ open_socket(const char *path, int backlog)
 		memset(&sun, 0, sizeof(sun));
 		sun.sun_family = AF_UNIX;
 		memcpy(sun.sun_path, path, strlen(path) + 1);
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0)
-			fatal("fcgi_socket: %s is in use by another process", path);
-		if (probe >= 0)
+		/* Workers of a master that just died may still hold it for a moment: wait a bit. */
+		for (tries = 0; tries < 50; tries++) {
+			probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (probe < 0)
+				fatal("fcgi_socket: socket: %s", strerror(errno));
+			in_use = connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0;
 			close(probe);
+			if (!in_use)
+				break;
+			usleep(100000);
+		}
+		if (in_use)
+			fatal("fcgi_socket: %s is in use by another process", path);
 		unlink(path);
 	}
 	fd = FCGX_OpenSocket(path, backlog);

@@ -82,14 +82,12 @@ test_proc__fatal_exit_not_restarted(void)
 	T_CHECK(p.state == PROC_DONE);
 	T_CHECK(p.restarts == 0);
 
-	/* A quick clean exit is treated as a crash (no spinning), a late one as a recycle. */
-	proc_init(&p, "quick");
-	T_CHECK(proc_spawn(&p, run_argv, true_argv, 0) == 0);
-	T_CHECK(wait_child(&p, 5) == 0);
-	T_CHECK(p.state == PROC_IDLE && p.restarts == 1);
+	/* A clean exit is a recycle: restarted at once, not counted as a crash. */
+	proc_init(&p, "recycled");
 	T_CHECK(proc_spawn(&p, run_argv, true_argv, 100) == 0);
-	T_CHECK(wait_child(&p, 100 + 5000) == 0);
-	T_CHECK(p.state == PROC_IDLE && p.restarts == 1 && p.next_start_ms == 5100);
+	T_CHECK(wait_child(&p, 150) == 0);
+	T_CHECK(p.state == PROC_IDLE && p.restarts == 0 && p.next_start_ms == 150);
+	T_CHECK(p.backoff_ms == PROC_BACKOFF_MIN_MS);
 }
 
 void
