@@ -92,12 +92,12 @@ check: $(B)/unit-tests ## run the C unit tests
 integ: all ## run the integration tests against a real stack (current build)
 	BIN_DIR=$(abspath $(B)) /usr/bin/python3 -m pytest -q tests/integration
 
-sanitize-check: ## unit + integration tests on the ASan+UBSan build
-	$(MAKE) SANITIZE=address,undefined check integ
+sanitize-check: ## unit + integration tests on the ASan+UBSan build, one summary line
+	tests/run.sh
 
 test: ## install what is missing, then unit + integration tests on the sanitizer build
 	tests/deps.sh
-	$(MAKE) sanitize-check
+	tests/run.sh
 
 run: ## run PostgreSQL, Redis, nginx and the supervisor in the foreground (API on :8080)
 	tests/deps.sh
@@ -117,7 +117,9 @@ fuzz: ## short libFuzzer sessions for every parser of untrusted bytes
 	tests/fuzz/run.sh
 
 lint: ## cppcheck and shellcheck
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -I. common fcgi workers
+	# json-c's foreach macro is opaque to cppcheck without its headers.
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+		--suppress=unknownMacro:fcgi/resp.c -I. common fcgi workers
 	shellcheck tests/*.sh tests/bench/*.sh tests/fuzz/*.sh .ci/run
 
 clean: ## remove build outputs

@@ -56,7 +56,8 @@ migrate_list(PGconn *c, const char *dir, struct migration **out)
 		}
 		list[n++] = m;
 	}
-	qsort(list, n, sizeof(*list), by_version);
+	if (n > 1)
+		qsort(list, n, sizeof(*list), by_version);
 	for (i = 1; i < n; i++) {
 		if (list[i].version == list[i - 1].version) {
 			log_err("migrations: version %ld used twice (%s, %s)", list[i].version,

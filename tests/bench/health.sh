@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# health.sh: wrk against GET /health through nginx, and in the same run against a minimal libfcgi
+# hello-world behind a copy of the same nginx config; also the API workers' RSS over the run.
+# Prints a table and rewrites the "health benchmark" section of docs/performance.md.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+BIN_DIR="${BIN_DIR:-$repo/build}"
+DURATION="${BENCH_DURATION:-10}"
+CONNS="${BENCH_CONNECTIONS:-32}"
+THREADS="${BENCH_THREADS:-2}"
+MIN_REQUESTS="${BENCH_MIN_REQUESTS:-100000}"
+
+run="$(mktemp -d /tmp/molecule-bench-XXXXXX)"
+chmod 755 "$run"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port="$(free_port)"
+hello_port="$(free_port)"
+export MOLECULE_RUN_DIR="$run" MOLECULE_HTTP_PORT="$port" BIN_DIR RATE_LIMIT=0 \
+	MOLECULE_ENV=bench MOLECULE_MAX_REQUESTS=0 MOLECULE_LOG_LEVEL=warn
+hello_pid=""
+cleanup() {
+	if [ -n "$hello_pid" ]; then kill "$hello_pid" 2>/dev/null || true; fi
+	if [ -f "$run/nginx-hello/nginx.pid" ]; then kill "$(cat "$run/nginx-hello/nginx.pid")" 2>/dev/null || true; fi
+	"$repo/tests/stack.sh" down >/dev/null 2>&1 || true
+	rm -rf "$run"
+}
+trap cleanup EXIT
+
+"$repo/tests/stack.sh" up >/dev/null
+workers="$(conf_workers=$(nproc); echo $((2 * conf_workers)))"
+
+# The baseline: the same nginx config, pointed at the hello-world socket on its own port.
+"$BIN_DIR/hello-fcgi" "$run/hello.sock" "$workers" &
+hello_pid=$!
+cp -r "$run/nginx" "$run/nginx-hello"
+find "$run/nginx-hello" -type f -name '*.conf' -exec sed -i \
+	-e "s#$run/api.sock#$run/hello.sock#g" \
+	-e "s#$run/nginx/#$run/nginx-hello/#g" \
+	-e "s#:$port\\b#:$hello_port#g" \
+	-e "s#$run/nchan.sock#$run/nchan-hello.sock#g" \
+	-e "s#nginx-error.log#nginx-hello-error.log#g" \
+	-e "s#nginx-access.log#nginx-hello-access.log#g" {} +
+for _ in $(seq 50); do [ -S "$run/hello.sock" ] && break; sleep 0.1; done
+nginx -p "$run/nginx-hello" -c "$run/nginx-hello/nginx.conf"
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$hello_port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+
+rss_total_kb() {
+	local total=0 pid
+	for pid in $(ps -eo pid=,comm= | awk '$2 ~ /^api-worker-/ {print $1}'); do
+		total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")))
+	done
+	echo "$total"
+}
+rss_each_kb() { ps -eo comm=,rss= | awk '$1 ~ /^api-worker-/ {print $1"="$2}' | sort | tr '\n' ' '; }
+
+wrk_rps() { # url -> "requests rps p99"
+	wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$run/wrk.out" 2>&1
+	awk '/requests in/ {req=$1} /Requests\/sec/ {rps=$2} /^ +99%/ {p99=$2} END {print req, rps, p99}' "$run/wrk.out"
+}
+
+# Warm both paths once so neither pays first-connection costs in its measured run.
+wrk -t1 -c4 -d1s "http://127.0.0.1:$port/health" >/dev/null
+wrk -t1 -c4 -d1s "http://127.0.0.1:$hello_port/health" >/dev/null
+rss_before="$(rss_total_kb)"
+each_before="$(rss_each_kb)"
+read -r api_req api_rps api_p99 <<<"$(wrk_rps "http://127.0.0.1:$port/health")"
+read -r hello_req hello_rps hello_p99 <<<"$(wrk_rps "http://127.0.0.1:$hello_port/health")"
+# Top the API up to at least MIN_REQUESTS served before the second RSS reading.
+total=$api_req
+while [ "$total" -lt "$MIN_REQUESTS" ]; do
+	read -r more _ _ <<<"$(wrk_rps "http://127.0.0.1:$port/health")"
+	total=$((total + more))
+done
+rss_after="$(rss_total_kb)"
+each_after="$(rss_each_kb)"
+nworkers="$(pgrep -c '^api-worker-')"
+ratio="$(awk -v a="$api_rps" -v b="$hello_rps" 'BEGIN {printf "%.2f", a / b}')"
+growth_kb=$((rss_after - rss_before))
+per_worker_kb="$(awk -v g="$growth_kb" -v n="$nworkers" 'BEGIN {printf "%.0f", g / n}')"
+
+table="$(cat <<TABLE
+| target | requests | requests/s | p99 latency |
+|---|---|---|---|
+| molecule-api \`GET /health\` via nginx | $api_req | $api_rps | $api_p99 |
+| libfcgi hello-world via the same nginx config | $hello_req | $hello_rps | $hello_p99 |
+| **ratio molecule-api / hello-world** | | **$ratio** | |
+
+| API worker RSS | value |
+|---|---|
+| workers | $nworkers |
+| requests served between readings | $total |
+| RSS per worker before | $each_before |
+| RSS per worker after | $each_after |
+| growth, all workers (KiB) | $growth_kb |
+| growth per worker (KiB) | $per_worker_kb |
+TABLE
+)"
+echo "$table"
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+
+doc="$repo/docs/performance.md"
+if [ -f "$doc" ] && grep -q '<!-- health-bench:start -->' "$doc"; then
+	{
+		sed '/<!-- health-bench:start -->/q' "$doc"
+		echo "Measured $(date -u +%Y-%m-%d) with \`make bench\` (\`wrk -t$THREADS -c$CONNS -d${DURATION}s\`, $(nproc) cores, $workers API workers):"
+		echo
+		echo "$table"
+		sed -n '/<!-- health-bench:end -->/,$p' "$doc"
+	} >"$doc.new"
+	mv "$doc.new" "$doc"
+fi
