@@ -133,7 +133,7 @@ main(int argc, char **argv)
 		/* Signals are blocked except here, so none is lost between a check and the wait. */
 		ppoll(NULL, 0, &tick, &none);
 	}
-	unlink(m.conf.fcgi_socket);
+	/* The socket file stays: a successor renames its own over it, nginx sees no gap. */
 	log_info("stopped");
 	conf_free(&m.conf);
 	kv_close();
@@ -179,6 +179,7 @@ open_socket(const char *path, int backlog)
 {
 	struct sockaddr_un sun;
 	struct stat st;
+	char tmp[sizeof(sun.sun_path) + 16];
 	int fd, probe, tries, in_use = 0;
 
 	if (strlen(path) >= sizeof(sun.sun_path))
@@ -203,14 +204,22 @@ open_socket(const char *path, int backlog)
 		}
 		if (in_use)
 			fatal("fcgi_socket: %s is in use by another process", path);
-		unlink(path);
 	}
-	fd = FCGX_OpenSocket(path, backlog);
+	/*
+	 * Bind under a temporary name and rename it into place, so nginx never finds the path
+	 * missing (it logs that as [crit]); a stale file only means "connection refused".
+	 */
+	if (snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid()) >= (int)sizeof(sun.sun_path))
+		fatal("fcgi_socket: path too long: %s", path);
+	unlink(tmp);
+	fd = FCGX_OpenSocket(tmp, backlog);
 	if (fd < 0)
 		fatal("fcgi_socket: cannot listen on %s: %s", path, strerror(errno));
 	/* Access is decided by the socket's directory; nginx's workers may run as another user. */
-	if (chmod(path, 0666) < 0)
-		fatal("fcgi_socket: chmod %s: %s", path, strerror(errno));
+	if (chmod(tmp, 0666) < 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		fatal("fcgi_socket: cannot move %s into place: %s", path, strerror(errno));
+	}
 	return fd;
 }
 

@@ -17,7 +17,14 @@ for p in "${packages[@]}"; do
 		missing+=("$p")
 	fi
 done
+ensure_nginx_dirs() {
+	# Debian's nchan build registers /var/lib/nginx/body whatever the config says.
+	if [ "$(id -u)" -eq 0 ]; then
+		mkdir -p /var/lib/nginx/body
+	fi
+}
 if [ "${#missing[@]}" -eq 0 ]; then
+	ensure_nginx_dirs
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -41,3 +48,4 @@ apt-get install -y -q --no-install-recommends "${missing[@]}"
 if [ "$created_policy" -eq 1 ]; then
 	rm -f "$policy"
 fi
+ensure_nginx_dirs

@@ -52,6 +52,7 @@ NGX_PID=$NGX/nginx.pid
 FCGI_SOCK=$RUN/api.sock
 NCHAN_SOCK=$RUN/nchan.sock
 SUP_PID=$RUN/moleculed.pid
+SUP_START=$RUN/moleculed.start # its start time: tells it from a reused pid
 ENV_FILE=$RUN/stack.env
 MARKER=$RUN/.molecule-stack # proves $RUN is ours before MOLECULE_CLEAN=1 deletes it
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
@@ -101,18 +102,33 @@ alive() {
 	[[ ${st%% *} != Z ]]
 }
 
+proc_start() { # pid -> its start time (clock ticks since boot)
+	local st f
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }
+	read -ra f <<<"$st"
+	echo "${f[19]}"
+}
+
 # True when pid is alive and one of ours (started for this $RUN): a pidfile
 # left by a crash may name a pid since reused by an unrelated process.
+# Ours = same start time as recorded at launch (optional 2nd argument: the
+# file holding it), or our MOLECULE_RUN_DIR in its environment, or $RUN in
+# its command line (nginx, redis and postgres rewrite their titles).
 ours() {
-	local pid=$1
+	local pid=$1 rec=""
 	alive "$pid" || return 1
+	if [[ -n ${2:-} && -s $2 ]]; then
+		read -r rec <"$2" || true
+		[[ $rec == "$(proc_start "$pid")" ]] && return 0
+	fi
 	grep -qzxF "MOLECULE_RUN_DIR=$RUN" "/proc/$pid/environ" 2>/dev/null && return 0
 	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$RUN/"
 }
 
-running() { # pidfile
+running() { # pidfile [start-time file]
 	local pid
-	pid=$(pid_from "$1") && ours "$pid"
+	pid=$(pid_from "$1") && ours "$pid" "${2:-}"
 }
 
 pg_running() {
@@ -398,7 +414,7 @@ write_env() {
 }
 
 start_supervisor() {
-	rm -f "$FCGI_SOCK" "$SUP_PID"
+	rm -f "$FCGI_SOCK" "$SUP_PID" "$SUP_START"
 	if [[ -f $LOGS/moleculed.log ]]; then mv -f "$LOGS/moleculed.log" "$LOGS/moleculed.log.1"; fi
 	log "starting $BIN_DIR/moleculed (log $LOGS/moleculed.log)"
 	(
@@ -415,6 +431,7 @@ start_supervisor() {
 	) &
 	local pid=$! i
 	echo "$pid" >"$SUP_PID"
+	proc_start "$pid" >"$SUP_START" || true
 	for ((i = 0; i < START_TIMEOUT * 10; i++)); do
 		[[ -S $FCGI_SOCK ]] && return 0
 		if ! alive "$pid"; then
@@ -448,7 +465,7 @@ wait_health() {
 	# Back off: each probe counts against the rate limit.
 	while ((SECONDS < deadline)); do
 		if err=$(curl_local -o /dev/null "$base/health" 2>&1); then return 0; fi
-		running "$SUP_PID" || break
+		running "$SUP_PID" "$SUP_START" || break
 		sleep "$delay"
 		delay=$(awk -v d="$delay" 'BEGIN { d *= 2; print (d > 1 ? 1 : d) }')
 	done
@@ -480,7 +497,7 @@ stop_nginx() {
 stop_supervisor() {
 	local pid members m
 	pid=$(pid_from "$SUP_PID") || return 0
-	if ours "$pid"; then
+	if ours "$pid" "$SUP_START"; then
 		log "stopping moleculed ($pid)"
 		kill -TERM "$pid" 2>/dev/null || true
 		if ! wait_gone "$pid" 15; then
@@ -494,7 +511,7 @@ stop_supervisor() {
 	for m in $members; do
 		if ours "$m"; then kill -KILL "$m" 2>/dev/null || true; fi
 	done
-	rm -f "$SUP_PID" "$FCGI_SOCK"
+	rm -f "$SUP_PID" "$SUP_START" "$FCGI_SOCK"
 }
 
 stop_redis() {
@@ -528,8 +545,8 @@ stop_all() {
 
 # ---------------------------------------------------------------- commands
 
-all_up() { running "$NGX_PID" && running "$SUP_PID" && running "$REDIS_PID" && pg_running; }
-any_up() { running "$NGX_PID" || running "$SUP_PID" || running "$REDIS_PID" || pg_running; }
+all_up() { running "$NGX_PID" && running "$SUP_PID" "$SUP_START" && running "$REDIS_PID" && pg_running; }
+any_up() { running "$NGX_PID" || running "$SUP_PID" "$SUP_START" || running "$REDIS_PID" || pg_running; }
 
 announce() {
 	log "API at http://localhost:$HTTP_PORT${HTTPS_PORT:+ and https://localhost:$HTTPS_PORT}"
@@ -551,8 +568,7 @@ cmd_up() {
 	ensure_deps
 	[[ -x $BIN_DIR/moleculed ]] || die "$BIN_DIR/moleculed not found: build it first (make all) or set BIN_DIR"
 	if all_up; then
-		log "already up in $RUN"
-		announce
+		log "already up in $RUN: $(sed -n "s/^BASE='\(.*\)'$/\1/p" "$ENV_FILE" 2>/dev/null)"
 		return 0
 	fi
 	if any_up; then
@@ -615,7 +631,7 @@ cmd_run() {
 	log "follow the logs with: tail -F $LOGS/moleculed.log $LOGS/nginx-access.log"
 	trap 'run_stop 0' INT TERM
 	while :; do
-		if ! running "$SUP_PID"; then
+		if ! running "$SUP_PID" "$SUP_START"; then
 			log "moleculed exited unexpectedly; last lines of $LOGS/moleculed.log:"
 			tail -n 30 "$LOGS/moleculed.log" >&2 || true
 			run_stop 1
@@ -632,7 +648,7 @@ cmd_run() {
 }
 
 cmd_status() {
-	local rc=0 pid name file base=http://127.0.0.1:$HTTP_PORT
+	local rc=0 pid name file start base=http://127.0.0.1:$HTTP_PORT
 	if [[ -f $ENV_FILE ]]; then base=$(sed -n "s/^BASE='\(.*\)'$/\1/p" "$ENV_FILE"); fi
 	printf '%s\n' "run dir: $RUN"
 	if pg_running; then
@@ -642,12 +658,13 @@ cmd_status() {
 		rc=3
 	fi
 	for name in redis moleculed nginx; do
+		start=""
 		case $name in
 		redis) file=$REDIS_PID ;;
-		moleculed) file=$SUP_PID ;;
+		moleculed) file=$SUP_PID start=$SUP_START ;;
 		nginx) file=$NGX_PID ;;
 		esac
-		if pid=$(pid_from "$file") && ours "$pid"; then
+		if pid=$(pid_from "$file") && ours "$pid" "$start"; then
 			printf '%-10s running (pid %s)\n' "$name" "$pid"
 		else
 			printf '%-10s stopped\n' "$name"

@@ -4,7 +4,9 @@
  */
 #include <fcgiapp.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +29,7 @@ main(int argc, char **argv)
 	workers = atoi(argv[2]);
 	for (i = 0; i < workers; i++) {
 		if (fork() == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
 			FCGX_InitRequest(&rq, fd, 0);
 			while (FCGX_Accept_r(&rq) >= 0) {
 				FCGX_PutStr(resp, sizeof(resp) - 1, rq.out);
