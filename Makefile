@@ -38,6 +38,9 @@ DEPFLAGS = -MMD -MP
 COMMON_SRC := $(wildcard common/*.c)
 FCGI_SRC := $(wildcard fcgi/*.c)
 SUP_SRC := workers/supervisor.c
+# Every other workers/<name>.c is its own program, build/molecule-<name>.
+WORKER_SRC := $(filter-out $(SUP_SRC),$(wildcard workers/*.c))
+WORKER_BINS := $(WORKER_SRC:workers/%.c=$(B)/molecule-%)
 UNIT_SRC := $(wildcard tests/unit/t_*.c) tests/unit/main.c
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/obj/%.o)
@@ -47,8 +50,8 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/obj/%.o)
 # Unit tests link the API's modules too, except its main().
 FCGI_LIB_OBJ := $(filter-out $(B)/obj/fcgi/main.o,$(FCGI_OBJ))
 
-BINS := $(B)/moleculed $(B)/molecule-api $(B)/hello-fcgi
-ALL_OBJ := $(COMMON_OBJ) $(FCGI_OBJ) $(SUP_OBJ) $(UNIT_OBJ) $(B)/obj/tests/bench/hello_fcgi.o
+BINS := $(B)/moleculed $(B)/molecule-api $(B)/hello-fcgi $(WORKER_BINS)
+ALL_OBJ := $(COMMON_OBJ) $(FCGI_OBJ) $(SUP_OBJ) $(WORKER_SRC:%.c=$(B)/obj/%.o) $(UNIT_OBJ) $(B)/obj/tests/bench/hello_fcgi.o
 
 .PHONY: all help deps run up down test check integ sanitize-check bench fuzz lint clean
 
@@ -72,6 +75,9 @@ $(B)/obj/%.o: %.c $(B)/.flags
 $(UNIT_OBJ): CFLAGS := $(filter-out -Wwrite-strings,$(CFLAGS))
 
 $(B)/moleculed: $(SUP_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/molecule-%: $(B)/obj/workers/%.o $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/molecule-api: $(FCGI_OBJ) $(COMMON_OBJ)

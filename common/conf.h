@@ -18,6 +18,9 @@ struct conf {
 	char *admin_token;
 	char *log_level;
 	char *bin_dir;
+	char *org_id;			/* MOLECULE_ORG_ID: TenantGuard when set */
+	char *cors_origins;
+	char *external_platform_url;
 	int64_t api_workers;		/* 0 = 2 x online cores */
 	int64_t max_requests;
 	int64_t max_body_bytes;
@@ -29,6 +32,8 @@ struct conf {
 	int64_t db_connect_timeout_s;
 	int64_t redis_timeout_ms;
 	int64_t migrate_on_start;
+	int64_t enable_test_tokens;
+	int64_t liveness_ttl_s;
 };
 
 enum conf_type { CONF_STR, CONF_INT };

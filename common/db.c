@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/events.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -19,6 +20,7 @@ static char *dsn;
 static char connect_timeout[16];
 static char options[64];
 static int unavailable;
+static int in_tx;
 static char sqlstate[6];
 
 void
@@ -127,6 +129,54 @@ const char *
 db_last_sqlstate(void)
 {
 	return sqlstate;
+}
+
+int
+db_begin(struct arena *a)
+{
+	if (db_exec(a, "BEGIN", 0, NULL) == NULL)
+		return -1;
+	in_tx = 1;
+	return 0;
+}
+
+int
+db_commit(struct arena *a)
+{
+	in_tx = 0;
+	if (db_exec(a, "COMMIT", 0, NULL) == NULL) {
+		events_discard();
+		return -1;
+	}
+	events_flush();
+	return 0;
+}
+
+void
+db_rollback(void)
+{
+	PGresult *res;
+
+	in_tx = 0;
+	events_discard();
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+		return;
+	res = PQexec(conn, "ROLLBACK");
+	PQclear(res);
+}
+
+int
+db_in_transaction(void)
+{
+	return in_tx;
+}
+
+const char *
+db_value(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return PQgetvalue(res, row, col);
 }
 
 static void

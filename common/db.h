@@ -25,6 +25,16 @@ void db_forget_after_fork(void);
  */
 PGresult *db_exec(struct arena *a, const char *sql, int nparams, const char *const *params);
 int db_unavailable(void);
+/*
+ * Transactions on the process's connection. db_commit publishes the live events queued
+ * by events_record during the transaction; db_rollback discards them. Both return 0 or -1.
+ */
+int db_begin(struct arena *a);
+int db_commit(struct arena *a);
+void db_rollback(void);
+int db_in_transaction(void);
+/* A column value, or NULL when SQL NULL. */
+const char *db_value(const PGresult *res, int row, int col);
 /* SQLSTATE of the last failed statement ("" when none), e.g. "23505" for a unique violation. */
 const char *db_last_sqlstate(void);
 

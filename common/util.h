@@ -38,4 +38,7 @@ int str_has_prefix(const char *s, const char *prefix);
 /* Constant-time equality of two NUL-terminated strings (length leaks, content does not). */
 int str_eq_ct(const char *a, const char *b);
 
+/* 1 when s is a canonical 8-4-4-4-12 hex UUID (any case). */
+int is_uuid(const char *s);
+
 #endif

@@ -52,6 +52,8 @@ serve(struct req *r)
 	const struct route *rt;
 	int rc;
 
+	if (guard_tenant(r) < 0)
+		return;
 	r->route_index = router_match(routes, nroutes, r);
 	if (r->route_index < 0) {
 		resp_error(r, 404, "not found", NULL);

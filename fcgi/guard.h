@@ -1,6 +1,6 @@
 /*
- * guard.h: the auth guards a route can name (AdminAuth now; WorkspaceAuth joins with tokens).
- * Owns nothing; a failing guard sets the 401/503 response on the request.
+ * guard.h: the auth guards a route names (AdminAuth, WorkspaceAuth, CanvasOrBearer), TenantGuard,
+ * and the in-handler lazy-bootstrap check. Owns nothing; a failing check sets the response.
  */
 #ifndef MOLECULE_GUARD_H
 #define MOLECULE_GUARD_H
@@ -9,7 +9,17 @@
 
 /* 1 when MOLECULE_ENV is development/dev and no ADMIN_TOKEN is set (the quickstart hatch). */
 int guard_dev_mode(const struct req *r);
-/* Returns 0 to let the request through, or -1 with the response set. */
+/* Returns 0 to let the request through, or -1 with the response set (401/503). */
 int guard_check(struct req *r, enum guard g);
+/* TenantGuard: 0 to pass, or -1 with an empty 404 set. */
+int guard_tenant(struct req *r);
+/* 1 when the request's Origin is in CORS_ORIGINS (a browser canvas). */
+int guard_origin_allowed(const struct req *r);
+/*
+ * Lazy bootstrap (api.md §2.6): a workspace with live tokens needs its own bearer; one with
+ * none passes. strict=1 makes a database error 500 "auth check failed" instead of passing.
+ * Returns 0 or -1 with 401 "missing/invalid <what> auth token" (what = "workspace"/"caller").
+ */
+int guard_lazy_bootstrap(struct req *r, const char *workspace_id, const char *what, int strict);
 
 #endif

@@ -12,5 +12,41 @@ int h_health(struct req *r);
 int h_metrics(struct req *r);
 /* h_admin.c */
 int h_admin_liveness(struct req *r);
+/* h_workspaces.c */
+int h_workspaces_list(struct req *r);
+int h_workspaces_create(struct req *r);
+int h_workspaces_get(struct req *r);
+int h_workspaces_patch(struct req *r);
+int h_workspaces_delete(struct req *r);
+int h_workspaces_state(struct req *r);
+/* h_canvas.c */
+int h_canvas_viewport_get(struct req *r);
+int h_canvas_viewport_put(struct req *r);
+/* h_events.c */
+int h_events_list(struct req *r);
+int h_events_list_workspace(struct req *r);
+/* h_registry.c */
+int h_registry_register(struct req *r);
+int h_registry_heartbeat(struct req *r);
+int h_registry_update_card(struct req *r);
+/* h_discovery.c */
+int h_discovery_discover(struct req *r);
+int h_discovery_peers(struct req *r);
+int h_discovery_check_access(struct req *r);
+/* h_tokens.c */
+int h_tokens_list(struct req *r);
+int h_tokens_create(struct req *r);
+int h_tokens_revoke(struct req *r);
+int h_org_tokens_list(struct req *r);
+int h_org_tokens_create(struct req *r);
+int h_org_tokens_revoke(struct req *r);
+int h_admin_test_token(struct req *r);
+/* h_activity.c */
+int h_activity_list(struct req *r);
+int h_activity_report(struct req *r);
+int h_activity_notify(struct req *r);
+/* h_stream.c: nchan authorize subrequests for /ws and the per-workspace SSE stream */
+int h_stream_ws_auth(struct req *r);
+int h_stream_sse_auth(struct req *r);
 
 #endif

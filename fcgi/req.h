@@ -38,6 +38,11 @@ struct req {
 	int64_t started_ms;
 	int route_index;		/* into the route table; -1 when nothing matched */
 
+	/* Who the guard let in (guard.c). */
+	int auth_admin;			/* ADMIN_TOKEN, org token, dev hatch or bootstrap */
+	const char *auth_org_token_id;	/* set when an org token was accepted */
+	const char *auth_org_id;
+
 	struct req_kv params[REQ_MAX_PARAMS];
 	size_t nparams;
 	struct req_kv qargs[REQ_MAX_QUERY];

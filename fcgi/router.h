@@ -10,8 +10,10 @@
 #include "fcgi/req.h"
 
 enum guard {
-	GUARD_NONE,		/* open: /health, /metrics, agent self-registration */
-	GUARD_ADMIN,		/* AdminAuth (guard.c) */
+	GUARD_NONE,		/* open, or checked inside the handler (registry lazy bootstrap) */
+	GUARD_ADMIN,		/* AdminAuth (api.md §2.2, holes closed: guard.c) */
+	GUARD_WORKSPACE,	/* WorkspaceAuth: bearer bound to :id (api.md §2.1) */
+	GUARD_CANVAS_OR_BEARER,	/* PUT /canvas/viewport (api.md §2.3) */
 };
 
 /* Returns 0 with the response set, or -1: then the dispatcher answers 500 or 503. */

@@ -1,5 +1,5 @@
 /*
- * routes.c: the API's one route table: method, path pattern, guard, handler (api.md §3 order).
+ * routes.c: the API's one route table: method, path pattern, guard, handler (api.md §3).
  * Owns the static table; router.c matches against it and metrics.c labels with it.
  */
 #include "fcgi/router.h"
@@ -11,5 +11,42 @@ const struct route routes[] = {
 	{ "GET", "/health", GUARD_NONE, h_health },
 	{ "GET", "/admin/liveness", GUARD_ADMIN, h_admin_liveness },
 	{ "GET", "/metrics", GUARD_NONE, h_metrics },
+
+	{ "GET", "/workspaces", GUARD_ADMIN, h_workspaces_list },
+	{ "POST", "/workspaces", GUARD_ADMIN, h_workspaces_create },
+	{ "GET", "/workspaces/:id", GUARD_NONE, h_workspaces_get },
+	{ "PATCH", "/workspaces/:id", GUARD_WORKSPACE, h_workspaces_patch },
+	{ "DELETE", "/workspaces/:id", GUARD_ADMIN, h_workspaces_delete },
+	{ "GET", "/workspaces/:id/state", GUARD_WORKSPACE, h_workspaces_state },
+
+	{ "POST", "/registry/register", GUARD_NONE, h_registry_register },
+	{ "POST", "/registry/heartbeat", GUARD_NONE, h_registry_heartbeat },
+	{ "POST", "/registry/update-card", GUARD_NONE, h_registry_update_card },
+	{ "GET", "/registry/discover/:id", GUARD_NONE, h_discovery_discover },
+	{ "GET", "/registry/:id/peers", GUARD_NONE, h_discovery_peers },
+	{ "POST", "/registry/check-access", GUARD_NONE, h_discovery_check_access },
+
+	{ "GET", "/events", GUARD_ADMIN, h_events_list },
+	{ "GET", "/events/:workspaceId", GUARD_ADMIN, h_events_list_workspace },
+
+	{ "GET", "/workspaces/:id/activity", GUARD_WORKSPACE, h_activity_list },
+	{ "POST", "/workspaces/:id/activity", GUARD_WORKSPACE, h_activity_report },
+	{ "POST", "/workspaces/:id/notify", GUARD_WORKSPACE, h_activity_notify },
+
+	{ "GET", "/canvas/viewport", GUARD_NONE, h_canvas_viewport_get },
+	{ "PUT", "/canvas/viewport", GUARD_CANVAS_OR_BEARER, h_canvas_viewport_put },
+
+	{ "GET", "/workspaces/:id/tokens", GUARD_WORKSPACE, h_tokens_list },
+	{ "POST", "/workspaces/:id/tokens", GUARD_WORKSPACE, h_tokens_create },
+	{ "DELETE", "/workspaces/:id/tokens/:tokenId", GUARD_WORKSPACE, h_tokens_revoke },
+	{ "GET", "/org/tokens", GUARD_ADMIN, h_org_tokens_list },
+	{ "POST", "/org/tokens", GUARD_ADMIN, h_org_tokens_create },
+	{ "DELETE", "/org/tokens/:id", GUARD_ADMIN, h_org_tokens_revoke },
+	/* Gated inside the handler: off in production, ADMIN_TOKEN bearer when one is set. */
+	{ "GET", "/admin/workspaces/:id/test-token", GUARD_NONE, h_admin_test_token },
+
+	/* nchan's authorize subrequests; nginx marks /internal/ internal-only. */
+	{ "GET", "/internal/ws-auth", GUARD_NONE, h_stream_ws_auth },
+	{ "GET", "/internal/sse-auth/:id", GUARD_NONE, h_stream_sse_auth },
 };
 const size_t nroutes = NELEM(routes);

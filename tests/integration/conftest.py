@@ -21,6 +21,7 @@ STACK = os.path.join(REPO, "tests", "stack.sh")
 BIN_DIR = os.environ.get("BIN_DIR", os.path.join(REPO, "build"))
 SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer", "UndefinedBehaviorSanitizer")
 NGINX_MARKS = ("[alert]", "[crit]", "[emerg]")
+ADMIN_TOKEN = "it-admin-token-0123456789abcdef"
 
 
 def free_port():
@@ -76,6 +77,20 @@ class Stack:
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
+    def admin(self, method, path, body=None, headers=None, **kw):
+        """A request with the stack's ADMIN_TOKEN bearer (the canvas/operator credential)."""
+        h = dict(headers or {})
+        if self.env.get("ADMIN_TOKEN"):
+            h["Authorization"] = "Bearer " + self.env["ADMIN_TOKEN"]
+        return self.request(method, path, headers=h, body=body, **kw)
+
+    def psql(self, sql, *args):
+        """Runs one statement through psql against the stack's database; returns stdout."""
+        cmd = ["psql", self.stack_env()["DATABASE_URL"], "-v", "ON_ERROR_STOP=1", "-Atc", sql]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
     def stack_env(self):
         out = {}
         with open(os.path.join(self.run_dir, "stack.env")) as f:
@@ -98,7 +113,7 @@ class Stack:
             return f.read()
 
     def liveness(self):
-        r = self.get("/admin/liveness")
+        r = self.admin("GET", "/admin/liveness")
         assert r.status == 200, r.body
         return r.json()["subsystems"]
 
@@ -172,7 +187,8 @@ def stop_stack(stack):
 
 @pytest.fixture(scope="session")
 def stack():
-    s = start_stack()
+    """The shared stack: MOLECULE_ENV=test with an ADMIN_TOKEN (no dev hatch, no bootstrap)."""
+    s = start_stack({"ADMIN_TOKEN": ADMIN_TOKEN})
     yield s
     problems = stop_stack(s)
     assert not problems, "\n".join(problems)

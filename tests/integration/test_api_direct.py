@@ -50,10 +50,10 @@ def test_workers_recycle_after_max_requests():
 
 def test_redis_down_liveness_is_503_and_health_still_ok():
     tmp = tempfile.mkdtemp(prefix="molecule-api-")
-    p, log = start_api(tmp, {"MOLECULE_API_WORKERS": "1"})
+    p, log = start_api(tmp, {"MOLECULE_API_WORKERS": "1", "ADMIN_TOKEN": "direct-admin-123456"})
     try:
         sock = os.path.join(tmp, "api.sock")
-        head, body = fcgi_get(sock, "/admin/liveness")
+        head, body = fcgi_get(sock, "/admin/liveness", {"HTTP_AUTHORIZATION": "Bearer direct-admin-123456"})
         assert head.startswith("Status: 503"), head
         assert body == '{"error":"liveness store unavailable — retry shortly","code":"platform_unavailable"}'.encode()
         head, body = fcgi_get(sock, "/health")

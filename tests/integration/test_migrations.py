@@ -40,10 +40,10 @@ def test_stack_applied_the_repo_migrations(stack):
 
 def test_up_status_down_in_order_and_once(stack):
     d = tempfile.mkdtemp(prefix="molecule-mig-")
-    write(d, "001_alpha.up.sql", UP_1)
-    write(d, "001_alpha.down.sql", DOWN_1)
-    write(d, "002_beta.up.sql", UP_2)
-    write(d, "002_beta.down.sql", DOWN_2)
+    write(d, "901_alpha.up.sql", UP_1)
+    write(d, "901_alpha.down.sql", DOWN_1)
+    write(d, "902_beta.up.sql", UP_2)
+    write(d, "902_beta.down.sql", DOWN_2)
     write(d, "README.txt", "not a migration")
     # Two hosts migrating at once: the advisory lock makes one wait, nothing runs twice.
     results = []
@@ -56,35 +56,35 @@ def test_up_status_down_in_order_and_once(stack):
     assert sorted(r.stdout.strip() for r in results) == ["0 applied", "2 applied"]
     st = moleculed(stack, d, "status")
     assert st.returncode == 0
-    assert "001 001_alpha" in st.stdout and st.stdout.count("applied") == 2
+    assert "901 901_alpha" in st.stdout and st.stdout.count("applied") == 2
     assert psql(stack, "SELECT count(*) FROM it_alpha") == "1"
     down = moleculed(stack, d, "down", "1")
     assert down.returncode == 0 and down.stdout.strip() == "1 rolled back"
     assert psql(stack, "SELECT to_regclass('it_beta') IS NULL") == "t"
-    assert "002 002_beta" in moleculed(stack, d, "status").stdout.split("pending")[0]
+    assert "902 902_beta" in moleculed(stack, d, "status").stdout.split("pending")[0]
     assert moleculed(stack, d, "down", "5").stdout.strip() == "1 rolled back"
     assert psql(stack, "SELECT to_regclass('it_alpha') IS NULL") == "t"
 
 
 def test_failed_migration_rolls_back_whole_file(stack):
     d = tempfile.mkdtemp(prefix="molecule-mig-")
-    write(d, "010_ok.up.sql", "CREATE TABLE it_ok (id int);\n")
-    write(d, "010_ok.down.sql", "DROP TABLE it_ok;\n")
-    write(d, "011_bad.up.sql", BAD_3)
-    write(d, "011_bad.down.sql", "DROP TABLE it_gamma;\n")
+    write(d, "910_ok.up.sql", "CREATE TABLE it_ok (id int);\n")
+    write(d, "910_ok.down.sql", "DROP TABLE it_ok;\n")
+    write(d, "911_bad.up.sql", BAD_3)
+    write(d, "911_bad.down.sql", "DROP TABLE it_gamma;\n")
     r = moleculed(stack, d, "up")
     assert r.returncode != 0
-    assert "011_bad.up.sql" in r.stderr and "syntax error" in r.stderr
+    assert "911_bad.up.sql" in r.stderr and "syntax error" in r.stderr
     assert psql(stack, "SELECT to_regclass('it_ok') IS NOT NULL") == "t"
     assert psql(stack, "SELECT to_regclass('it_gamma') IS NULL") == "t"
-    assert psql(stack, "SELECT count(*) FROM schema_migrations WHERE version = 11") == "0"
+    assert psql(stack, "SELECT count(*) FROM schema_migrations WHERE version = 911") == "0"
     moleculed(stack, d, "down", "1")
 
 
 def test_bad_arguments_are_refused(stack):
     d = tempfile.mkdtemp(prefix="molecule-mig-")
-    write(d, "001_a.up.sql", "SELECT 1;")
-    write(d, "001_b.up.sql", "SELECT 1;")
+    write(d, "951_a.up.sql", "SELECT 1;")
+    write(d, "951_b.up.sql", "SELECT 1;")
     r = moleculed(stack, d, "status")
     assert r.returncode != 0 and "used twice" in r.stderr
     r = moleculed(stack, d, "down", "zero")
