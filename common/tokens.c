@@ -91,23 +91,39 @@ tokens_revoke_workspace(struct arena *a, const char *workspace_id)
 enum token_check
 tokens_check_workspace(struct arena *a, const char *workspace_id, const char *tok)
 {
-	char hash[65];
+	int live = 0;
+
+	return tokens_lazy_check(a, workspace_id, tok, &live);
+}
+
+enum token_check
+tokens_lazy_check(struct arena *a, const char *workspace_id, const char *tok, int *live)
+{
+	char hash[65] = "";
 	const char *params[2];
 	PGresult *res;
 
-	if (tok == NULL || strlen(tok) != TOKEN_LEN)
-		return TOKEN_INVALID;
-	token_hash_hex(tok, hash);
+	*live = 0;
+	if (tok != NULL && strlen(tok) == TOKEN_LEN)
+		token_hash_hex(tok, hash);
 	params[0] = hash;
 	params[1] = workspace_id;
-	/* One statement: the lookup and the best-effort last_used_at bump. */
-	res = db_exec(a, "UPDATE workspace_auth_tokens t SET last_used_at = now() "
-	    "FROM workspaces w WHERE t.token_hash = decode($1, 'hex') AND t.revoked_at IS NULL "
-	    "AND w.id = t.workspace_id AND w.status <> 'removed' AND t.workspace_id::text = $2 "
-	    "RETURNING t.id", 2, params);
+	/*
+	 * One round trip on the hot path (every heartbeat): does the workspace have live tokens,
+	 * is this one of them, and bump last_used_at at most once a minute (not a write per call).
+	 */
+	res = db_exec(a, "WITH live AS ("
+	    "  SELECT t.id, t.token_hash, t.last_used_at FROM workspace_auth_tokens t"
+	    "  JOIN workspaces w ON w.id = t.workspace_id"
+	    "  WHERE t.workspace_id::text = $2 AND t.revoked_at IS NULL AND w.status <> 'removed'),"
+	    " hit AS (SELECT id, last_used_at FROM live WHERE token_hash = decode($1, 'hex')),"
+	    " bump AS (UPDATE workspace_auth_tokens SET last_used_at = now() WHERE id IN"
+	    "  (SELECT id FROM hit WHERE last_used_at IS NULL OR last_used_at < now() - interval '60 seconds'))"
+	    " SELECT (SELECT count(*) FROM live), (SELECT count(*) FROM hit)", 2, params);
 	if (res == NULL)
 		return TOKEN_ERROR;
-	return PQntuples(res) == 1 ? TOKEN_OK : TOKEN_INVALID;
+	*live = atoi(PQgetvalue(res, 0, 0)) > 0;
+	return hash[0] != '\0' && atoi(PQgetvalue(res, 0, 1)) == 1 ? TOKEN_OK : TOKEN_INVALID;
 }
 
 int

@@ -27,6 +27,12 @@ int tokens_mint_workspace(struct arena *a, const char *workspace_id, char *out);
 int tokens_revoke_workspace(struct arena *a, const char *workspace_id);
 /* A live token bound to workspace_id whose workspace is not removed. */
 enum token_check tokens_check_workspace(struct arena *a, const char *workspace_id, const char *tok);
+/*
+ * The lazy-bootstrap question in one round trip: *live = whether the workspace has any live
+ * token; the result says whether tok (may be NULL) is one of them.
+ */
+enum token_check tokens_lazy_check(struct arena *a, const char *workspace_id, const char *tok,
+    int *live);
 /* 1/0 whether the workspace has any live token; -1 on database error. */
 int tokens_workspace_has_live(struct arena *a, const char *workspace_id);
 /* 1/0 whether any live workspace token exists at all (AdminAuth bootstrap); -1 on error. */

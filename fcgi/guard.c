@@ -91,32 +91,19 @@ int
 guard_lazy_bootstrap(struct req *r, const char *workspace_id, const char *what, int strict)
 {
 	char msg[64];
-	const char *tok;
-	int live = tokens_workspace_has_live(r->arena, workspace_id);
+	const char *tok = req_bearer(r);
+	int live = 0;
+	enum token_check rc = tokens_lazy_check(r->arena, workspace_id, tok, &live);
 
-	if (live < 0) {
+	if (rc == TOKEN_ERROR) {
 		if (strict)
 			return resp_error(r, 500, "auth check failed", NULL);
-		return 0;
-	}
-	if (live == 0)
-		return 0;
-	tok = req_bearer(r);
-	if (tok == NULL) {
-		snprintf(msg, sizeof(msg), "missing %s auth token", what);
-		return resp_error(r, 401, msg, NULL);
-	}
-	switch (tokens_check_workspace(r->arena, workspace_id, tok)) {
-	case TOKEN_OK:
-		return 0;
-	case TOKEN_ERROR:
-		if (strict)
-			return resp_error(r, 500, "auth check failed", NULL);
+		/* The reference fails open here; a datastore outage is a 503, never a pass. */
 		return resp_unavailable(r);
-	case TOKEN_INVALID:
-		break;
 	}
-	snprintf(msg, sizeof(msg), "invalid %s auth token", what);
+	if (!live || rc == TOKEN_OK)
+		return 0;
+	snprintf(msg, sizeof(msg), "%s %s auth token", tok == NULL ? "missing" : "invalid", what);
 	return resp_error(r, 401, msg, NULL);
 }
 

@@ -17,7 +17,8 @@ int guard_tenant(struct req *r);
 int guard_origin_allowed(const struct req *r);
 /*
  * Lazy bootstrap (api.md §2.6): a workspace with live tokens needs its own bearer; one with
- * none passes. strict=1 makes a database error 500 "auth check failed" instead of passing.
+ * none passes. A database error is 503 platform_unavailable (the reference passes), or with
+ * strict=1 500 "auth check failed" (the reference's /state and /secrets/values wording).
  * Returns 0 or -1 with 401 "missing/invalid <what> auth token" (what = "workspace"/"caller").
  */
 int guard_lazy_bootstrap(struct req *r, const char *workspace_id, const char *what, int strict);
