@@ -116,8 +116,9 @@ up: all ## the same stack in the background
 down: ## stop the background stack
 	tests/stack.sh down
 
-bench: all ## wrk benchmarks (tests/bench), numbers into docs/performance.md
+bench: all ## wrk/pgbench benchmarks (tests/bench), numbers into docs/performance.md
 	BIN_DIR=$(abspath $(B)) tests/bench/health.sh
+	BIN_DIR=$(abspath $(B)) tests/bench/registry.sh
 
 fuzz: ## short libFuzzer sessions for every parser of untrusted bytes
 	tests/fuzz/run.sh
