@@ -58,7 +58,7 @@ ALL_OBJ := $(COMMON_OBJ) $(FCGI_OBJ) $(SUP_OBJ) $(WORKER_SRC:%.c=$(B)/obj/%.o) $
 all: $(BINS) ## build every binary into build/
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+	@grep -hE '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | expand -t 18
 
 # Rewritten only when the flags change, so a flag change rebuilds everything.
 $(B)/.flags: FORCE
@@ -130,6 +130,6 @@ lint: ## cppcheck and shellcheck
 	shellcheck tests/*.sh tests/bench/*.sh tests/fuzz/*.sh .ci/run
 
 clean: ## remove build outputs
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(ALL_OBJ:.o=.d)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/util.h"
 
 #define O(f) offsetof(struct conf, f)
@@ -169,6 +170,18 @@ conf_write_docs(FILE *f)
 		    k->dflt[0] ? "`" : "", k->dflt[0] ? k->dflt : "(empty)", k->dflt[0] ? "`" : "",
 		    k->doc, k->secret ? " Secret: never printed or logged." : "");
 	}
+}
+
+void
+conf_apply_logging(const struct conf *c)
+{
+	enum log_level lvl;
+
+	if (log_parse_level(c->log_level, &lvl) == 0)
+		log_set_level(lvl);
+	log_add_secret(c->admin_token);
+	log_add_url_password(c->database_url);
+	log_add_url_password(c->redis_url);
 }
 
 void

@@ -66,7 +66,9 @@ int conf_is_production(const struct conf *c);
 int conf_api_workers(const struct conf *c);
 /* Writes the key reference (markdown table) that docs/config.md embeds. */
 void conf_write_docs(FILE *f);
-/* Writes the effective configuration, secrets masked (moleculed -t -v). */
+/* Applies log_level and registers every secret value for masking (start-up and reload). */
+void conf_apply_logging(const struct conf *c);
+/* Writes the effective configuration, secrets masked (moleculed -t). */
 void conf_dump(const struct conf *c, FILE *f);
 
 #endif

@@ -14,6 +14,7 @@
 #include "common/util.h"
 
 static void clear_result(void *p);
+static void on_notice(void *arg, const char *msg);
 
 static PGconn *conn;
 static char *dsn;
@@ -61,6 +62,7 @@ db_conn(void)
 		conn = NULL;
 		return NULL;
 	}
+	PQsetNoticeProcessor(conn, on_notice, NULL);
 	return conn;
 }
 
@@ -177,6 +179,14 @@ db_value(const PGresult *res, int row, int col)
 	if (PQgetisnull(res, row, col))
 		return NULL;
 	return PQgetvalue(res, row, col);
+}
+
+/* Server notices (e.g. "relation already exists, skipping") go through the log, at debug. */
+static void
+on_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	log_debug("postgres: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
 static void

@@ -82,6 +82,25 @@ log_add_secret(const char *secret)
 }
 
 void
+log_add_url_password(const char *url)
+{
+	const char *p = url ? strstr(url, "://") : NULL, *at, *colon;
+	char pw[256];
+
+	if (p == NULL)
+		return;
+	p += 3;
+	at = strchr(p, '@');
+	if (at == NULL || (size_t)(at - p) >= sizeof(pw))
+		return;
+	colon = memchr(p, ':', (size_t)(at - p));
+	if (colon == NULL)
+		return;
+	snprintf(pw, sizeof(pw), "%.*s", (int)(at - colon - 1), colon + 1);
+	log_add_secret(pw);
+}
+
+void
 log_clear_secrets(void)
 {
 	while (nsecrets > 0)

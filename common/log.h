@@ -21,6 +21,8 @@ const char *log_request_id(void);
  */
 void log_add_secret(const char *secret);
 void log_clear_secrets(void);
+/* Registers the password of a URL ("scheme://user:password@host/...") as a secret, if any. */
+void log_add_url_password(const char *url);
 
 __attribute__((format(printf, 2, 3))) void log_msg(enum log_level lvl, const char *fmt, ...);
 

@@ -21,6 +21,8 @@ char *xstrdup(const char *s);
 
 /* Milliseconds on CLOCK_MONOTONIC: for ticks, deadlines and backoff. */
 int64_t now_mono_ms(void);
+/* Microseconds on CLOCK_MONOTONIC: for request latency. */
+int64_t now_mono_us(void);
 /* Milliseconds since the epoch (wall clock): for timestamps people read. */
 int64_t now_wall_ms(void);
 /* Formats epoch seconds as RFC 3339 UTC ("2026-11-22T07:30:00Z") into buf (>= 21 bytes). */

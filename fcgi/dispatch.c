@@ -34,7 +34,7 @@ dispatch(struct arena *a, const struct conf *c, char **envp, req_read_fn read_bo
 		log_set_request_id(r.request_id);
 		serve(&r);
 	}
-	metrics_record(r.route_index, r.status, (now_mono_ms() - r.started_ms) * 1000);
+	metrics_record(r.route_index, r.status, now_mono_us() - r.started_us);
 	resp_header(&r, "X-Request-Id", r.request_id ? r.request_id : "");
 	out = resp_render(&r, len);
 	if (out == NULL) {

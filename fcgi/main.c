@@ -59,7 +59,6 @@ main(int argc, char **argv)
 	char err[512];
 	sigset_t blocked, none;
 	struct timespec tick = { 0, 250 * 1000000 };
-	enum log_level lvl;
 	const char *rs;
 	int opt, check_only = 0;
 	int64_t now;
@@ -78,9 +77,7 @@ main(int argc, char **argv)
 		fatal("configuration: %s", err);
 	if (check_only)
 		return 0;
-	if (log_parse_level(m.conf.log_level, &lvl) == 0)
-		log_set_level(lvl);
-	log_add_secret(m.conf.admin_token);
+	conf_apply_logging(&m.conf);
 	if (kv_configure(&m.conf) < 0)
 		fatal("configuration: invalid redis_url");
 	rs = getenv("MOLECULE_RESTARTS");
@@ -309,6 +306,7 @@ reload(struct master *m)
 	m->conf.fcgi_socket = NULL;
 	conf_free(&m->conf);
 	m->conf = fresh;
+	conf_apply_logging(&m->conf);
 	m->nworkers = (size_t)conf_api_workers(&m->conf);
 	if (m->nworkers > MAX_WORKERS)
 		m->nworkers = MAX_WORKERS;

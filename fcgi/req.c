@@ -32,7 +32,7 @@ req_init(struct req *r, struct arena *a, const struct conf *c, char **envp,
 	r->read_body = read_body;
 	r->body_src = body_src;
 	r->route_index = -1;
-	r->started_ms = now_mono_ms();
+	r->started_us = now_mono_us();
 	r->method = req_env(r, "REQUEST_METHOD");
 	r->request_id = req_env(r, "REQUEST_ID");
 	uri = req_env(r, "REQUEST_URI");

@@ -35,7 +35,7 @@ struct req {
 	const char *path;		/* raw path, without the query */
 	const char *query;		/* raw query string, "" when none */
 	const char *request_id;
-	int64_t started_ms;
+	int64_t started_us;		/* monotonic, for the latency histogram */
 	int route_index;		/* into the route table; -1 when nothing matched */
 
 	/* Who the guard let in (guard.c). */

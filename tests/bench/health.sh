@@ -44,14 +44,22 @@ for _ in $(seq 50); do [ -S "$run/hello.sock" ] && break; sleep 0.1; done
 nginx -p "$run/nginx-hello" -c "$run/nginx-hello/nginx.conf"
 for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$hello_port/health" >/dev/null 2>&1 && break; sleep 0.1; done
 
+# Only this stack's workers: the children of its API master (the supervisor's molecule-api child).
+api_master="$(pgrep -P "$(cat "$run/moleculed.pid")" -x molecule-api)"
+worker_pids() { pgrep -P "$api_master"; }
 rss_total_kb() {
 	local total=0 pid
-	for pid in $(ps -eo pid=,comm= | awk '$2 ~ /^api-worker-/ {print $1}'); do
+	for pid in $(worker_pids); do
 		total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")))
 	done
 	echo "$total"
 }
-rss_each_kb() { ps -eo comm=,rss= | awk '$1 ~ /^api-worker-/ {print $1"="$2}' | sort | tr '\n' ' '; }
+rss_each_kb() {
+	local pid
+	for pid in $(worker_pids); do
+		printf '%s=%s ' "$(cat "/proc/$pid/comm")" "$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")"
+	done
+}
 
 wrk_rps() { # url -> "requests rps p99"
 	wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$run/wrk.out" 2>&1
@@ -73,7 +81,7 @@ while [ "$total" -lt "$MIN_REQUESTS" ]; do
 done
 rss_after="$(rss_total_kb)"
 each_after="$(rss_each_kb)"
-nworkers="$(pgrep -c '^api-worker-')"
+nworkers="$(worker_pids | wc -l)"
 ratio="$(awk -v a="$api_rps" -v b="$hello_rps" 'BEGIN {printf "%.2f", a / b}')"
 growth_kb=$((rss_after - rss_before))
 per_worker_kb="$(awk -v g="$growth_kb" -v n="$nworkers" 'BEGIN {printf "%.0f", g / n}')"
