@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/conf.h"
+#include "common/db.h"
 #include "common/kv.h"
 #include "common/liveness.h"
 #include "common/log.h"
@@ -78,6 +79,7 @@ main(int argc, char **argv)
 	if (check_only)
 		return 0;
 	conf_apply_logging(&m.conf);
+	db_configure(&m.conf);
 	if (kv_configure(&m.conf) < 0)
 		fatal("configuration: invalid redis_url");
 	rs = getenv("MOLECULE_RESTARTS");
@@ -307,6 +309,8 @@ reload(struct master *m)
 	conf_free(&m->conf);
 	m->conf = fresh;
 	conf_apply_logging(&m->conf);
+	/* Workers forked from now on connect with the new settings. */
+	db_configure(&m->conf);
 	m->nworkers = (size_t)conf_api_workers(&m->conf);
 	if (m->nworkers > MAX_WORKERS)
 		m->nworkers = MAX_WORKERS;

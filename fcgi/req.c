@@ -114,13 +114,20 @@ const char *
 req_bearer(const struct req *r)
 {
 	const char *h = req_header(r, "Authorization");
+	size_t len;
 
 	if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
 		return NULL;
 	h += 7;
 	while (*h == ' ')
 		h++;
-	return *h ? h : NULL;
+	len = strlen(h);
+	while (len > 0 && (h[len - 1] == ' ' || h[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return NULL;
+	/* Trailing blanks are trimmed like the reference's TrimSpace. */
+	return h[len] == '\0' ? h : arena_strndup(r->arena, h, len);
 }
 
 int
