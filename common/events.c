@@ -34,8 +34,10 @@ events_record(struct arena *a, const char *type, const char *workspace_id,
 	params[0] = type;
 	params[1] = workspace_id;
 	params[2] = payload ? jsonx_dump(payload, &len) : "{}";
-	if (db_exec(a, "INSERT INTO structure_events (event_type, workspace_id, payload) "
-	    "VALUES ($1, $2, $3::jsonb)", 3, params) == NULL)
+	/* clock_timestamp(), not now(): rows sort in the order they were written, not by when
+	 * their transactions started (which may have waited on a row lock). */
+	if (db_exec(a, "INSERT INTO structure_events (event_type, workspace_id, payload, created_at) "
+	    "VALUES ($1, $2, $3::jsonb, clock_timestamp())", 3, params) == NULL)
 		return -1;
 	env = events_envelope(a, type, workspace_id, payload);
 	if (env != NULL)

@@ -115,7 +115,7 @@ tokens_lazy_check(struct arena *a, const char *workspace_id, const char *tok, in
 	res = db_exec(a, "WITH live AS ("
 	    "  SELECT t.id, t.token_hash, t.last_used_at FROM workspace_auth_tokens t"
 	    "  JOIN workspaces w ON w.id = t.workspace_id"
-	    "  WHERE t.workspace_id::text = $2 AND t.revoked_at IS NULL AND w.status <> 'removed'),"
+	    "  WHERE t.workspace_id::text = lower($2) AND t.revoked_at IS NULL AND w.status <> 'removed'),"
 	    " hit AS (SELECT id, last_used_at FROM live WHERE token_hash = decode($1, 'hex')),"
 	    " bump AS (UPDATE workspace_auth_tokens SET last_used_at = now() WHERE id IN"
 	    "  (SELECT id FROM hit WHERE last_used_at IS NULL OR last_used_at < now() - interval '60 seconds'))"
@@ -130,7 +130,7 @@ int
 tokens_workspace_has_live(struct arena *a, const char *workspace_id)
 {
 	const char *params[1] = { workspace_id };
-	PGresult *res = db_exec(a, "SELECT 1 FROM workspace_auth_tokens WHERE workspace_id::text = $1 "
+	PGresult *res = db_exec(a, "SELECT 1 FROM workspace_auth_tokens WHERE workspace_id::text = lower($1) "
 	    "AND revoked_at IS NULL LIMIT 1", 1, params);
 
 	return res ? PQntuples(res) > 0 : -1;

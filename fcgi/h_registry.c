@@ -1,26 +1,553 @@
 /*
- * h_registry.c: STUB, being written.
- * Owns nothing.
+ * h_registry.c: what agents call about themselves: register, heartbeat, update-card (api.md §4.4-4.6).
+ * Owns nothing; rows change in one transaction with their events, Redis liveness keys after COMMIT.
  */
 #include "fcgi/handlers.h"
 
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/db.h"
+#include "common/events.h"
+#include "common/jsonx.h"
+#include "common/kv.h"
+#include "common/log.h"
+#include "common/tokens.h"
+#include "common/urlcheck.h"
+#include "common/util.h"
+#include "fcgi/guard.h"
 #include "fcgi/resp.h"
+
+#define MAX_MONTHLY_SPEND 1000000000000LL	/* $10B in cents (reference #615) */
+#define URL_CACHE_TTL 300
+
+/* A validated heartbeat body (api.md §4.5); strings are never NULL. */
+struct heartbeat {
+	const char *id;
+	double error_rate;
+	const char *sample_error;
+	int64_t active_tasks;
+	int64_t uptime_seconds;
+	const char *current_task;
+	int64_t monthly_spend;		/* clamped; 0 = leave the column alone */
+	const char *runtime_state;
+	int status_mgmt;		/* runtime_metadata.capabilities.status_mgmt */
+};
+
+static int read_body(struct req *r, struct json_object **body);
+static int field(struct json_object *body, const char *key, enum json_type t,
+    struct json_object **out);
+static int int_field(struct json_object *body, const char *key, int64_t min, int64_t max,
+    int64_t *out);
+static int str_field(struct json_object *body, const char *key, const char **out);
+static const char *uuid_field(struct req *r, struct json_object *body, const char *key);
+static int parse_heartbeat(struct req *r, struct json_object *body, struct heartbeat *hb);
+static int parse_runtime_metadata(struct json_object *md, int *status_mgmt);
+static const char *transition(const char *from, const struct heartbeat *hb);
+static struct json_object *transition_payload(struct req *r, const char *from, const char *to,
+    const struct heartbeat *hb, const char **type);
+static int heartbeat_locked(struct req *r, const struct heartbeat *hb, const char *const *upd,
+    const char **old_task);
+static void heartbeat_broadcast(struct req *r, const struct heartbeat *hb, const char *old_task);
+static void set_online(struct req *r, const char *id);
+static int db_failed(struct req *r, const char *msg);
+
+/* The counters every heartbeat writes; $8 is the status to leave (or put) the row in. */
+static const char hb_update_sql[] =
+    "UPDATE workspaces SET last_heartbeat_at = now(), last_error_rate = $2::float8, "
+    "last_sample_error = $3, active_tasks = $4::int, uptime_seconds = $5::int, current_task = $6, "
+    "monthly_spend = CASE WHEN $7::bigint > 0 THEN $7::bigint ELSE monthly_spend END, "
+    "status = $8::workspace_status, updated_at = now() WHERE id = $1::uuid";
+
+/*
+ * The hot path in one statement: lock the row, remember its task, write the counters, unless
+ * its status would transition ($8 lists those), which takes the transactional path instead.
+ */
+static const char hb_fast_sql[] =
+    "WITH prev AS (SELECT id, COALESCE(current_task, '') AS task FROM workspaces "
+    "  WHERE id = $1::uuid AND status <> 'removed' AND status::text <> ALL ($8::text[]) "
+    "  FOR UPDATE) "
+    "UPDATE workspaces w SET last_heartbeat_at = now(), last_error_rate = $2::float8, "
+    "last_sample_error = $3, active_tasks = $4::int, uptime_seconds = $5::int, current_task = $6, "
+    "monthly_spend = CASE WHEN $7::bigint > 0 THEN $7::bigint ELSE w.monthly_spend END, "
+    "updated_at = now() FROM prev WHERE w.id = prev.id RETURNING prev.task";
+
+/*
+ * An unknown id creates a root workspace (reference behaviour agents rely on); removed rows
+ * stay removed (no row returned). A provisioner URL on 127.0.0.1 is kept. The inbound secret
+ * is minted once, stored as plaintext bytes with version 0 until the secrets layer encrypts it.
+ */
+static const char register_sql[] =
+    "INSERT INTO workspaces (id, name, url, agent_card, status, last_heartbeat_at, "
+    "  platform_inbound_secret, platform_inbound_secret_version) "
+    "VALUES ($1::uuid, $1, $2, $3::jsonb, 'online', now(), convert_to($4, 'UTF8'), 0) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    "  url = CASE WHEN left(workspaces.url, 16) = 'http://127.0.0.1' THEN workspaces.url "
+    "    ELSE EXCLUDED.url END, "
+    "  agent_card = EXCLUDED.agent_card, status = 'online', last_heartbeat_at = now(), "
+    "  updated_at = now(), "
+    "  platform_inbound_secret = COALESCE(workspaces.platform_inbound_secret, "
+    "    EXCLUDED.platform_inbound_secret), "
+    "  platform_inbound_secret_version = CASE WHEN workspaces.platform_inbound_secret IS NULL "
+    "    THEN 0 ELSE workspaces.platform_inbound_secret_version END "
+    "WHERE workspaces.status <> 'removed' "
+    "RETURNING COALESCE(url, ''), xmax = 0, "
+    "  CASE WHEN platform_inbound_secret_version = 0 "
+    "    THEN convert_from(platform_inbound_secret, 'UTF8') END";
+
+/* The statuses evaluateStatus moves from (api.md §4.5). */
+static const char *const from_statuses[] = { "online", "degraded", "offline", "provisioning" };
 
 int
 h_registry_register(struct req *r)
 {
-	return resp_error(r, 501, "not implemented", NULL);
+	struct json_object *body = NULL, *card = NULL, *payload, *out;
+	const char *id, *url = NULL, *params[4], *stored_url, *secret;
+	char why[160], tok[TOKEN_LEN + 1], fresh[TOKEN_LEN + 1];
+	PGresult *res;
+	size_t len;
+	int live, minted = 0, rc = -1;
+
+	if (read_body(r, &body) < 0)
+		return -1;
+	if ((id = uuid_field(r, body, "id")) == NULL || str_field(body, "url", &url) != 1 ||
+	    url[0] == '\0' || field(body, "agent_card", json_type_null, &card) != 1)
+		return resp_error(r, 400, "invalid request body", NULL);
+	if (urlcheck_agent_url(url, why, sizeof(why)) < 0) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "invalid agent url: %s", why);
+		return resp_error(r, 400, msg, NULL);
+	}
+	if (guard_lazy_bootstrap(r, id, "workspace", 0) < 0)
+		return -1;
+	if (token_generate(fresh) < 0)
+		return resp_error(r, 500, "registration failed", NULL);
+
+	params[0] = id;
+	params[1] = url;
+	params[2] = jsonx_dump(card, &len);
+	params[3] = fresh;
+	if (db_begin(r->arena) < 0)
+		return db_failed(r, "registration failed");
+	res = db_exec(r->arena, register_sql, 4, params);
+	if (res == NULL) {
+		/* JSON that jsonb refuses (\u0000 in a string) is the client's fault, not ours. */
+		if (strncmp(db_last_sqlstate(), "22", 2) == 0) {
+			db_rollback();
+			return resp_error(r, 400, "invalid request body", NULL);
+		}
+		goto fail;
+	}
+	if (PQntuples(res) != 1) {
+		db_rollback();
+		return resp_error(r, 404, "workspace not found", NULL);
+	}
+	stored_url = db_value(res, 0, 0);
+	secret = db_value(res, 0, 2);
+	if (secret == NULL) {
+		log_err("register %s: platform_inbound_secret is encrypted; this build cannot read it", id);
+		goto fail;
+	}
+	if (strcmp(db_value(res, 0, 1), "t") == 0)
+		log_info("register: unknown workspace %s self-registered as a root workspace", id);
+
+	live = tokens_workspace_has_live(r->arena, id);
+	if (live < 0)
+		goto fail;
+	if (live == 0) {
+		if (tokens_mint_workspace(r->arena, id, tok) < 0)
+			goto fail;
+		minted = 1;
+	}
+	payload = jsonx_own(r->arena, json_object_new_object());
+	json_object_object_add(payload, "agent_card", json_object_get(card));
+	json_object_object_add(payload, "url", json_object_new_string(stored_url));
+	if (events_record(r->arena, "WORKSPACE_ONLINE", id, payload) < 0)
+		goto fail;
+	if (db_commit(r->arena) < 0)
+		return db_failed(r, "registration failed");
+
+	set_online(r, id);
+	freeReplyObject(kv_command(NULL, "SET ws:%s:url %s EX %d", id, stored_url, URL_CACHE_TTL));
+	freeReplyObject(kv_command(NULL, "SET ws:%s:internal_url %s EX %d", id, url, URL_CACHE_TTL));
+
+	/* Keys in Go's map order (sorted), as the reference serialises them. */
+	out = jsonx_own(r->arena, json_object_new_object());
+	if (minted)
+		json_object_object_add(out, "auth_token", json_object_new_string(tok));
+	json_object_object_add(out, "platform_inbound_secret", json_object_new_string(secret));
+	json_object_object_add(out, "status", json_object_new_string("registered"));
+	rc = resp_json(r, 200, out);
+	memset(tok, 0, sizeof(tok));
+	memset(fresh, 0, sizeof(fresh));
+	return rc;
+fail:
+	db_rollback();
+	memset(fresh, 0, sizeof(fresh));
+	return db_failed(r, "registration failed");
 }
 
 int
 h_registry_heartbeat(struct req *r)
 {
-	return resp_error(r, 501, "not implemented", NULL);
+	static const char ok[] = "{\"status\":\"ok\"}";
+	struct json_object *body = NULL;
+	struct heartbeat hb;
+	const char *params[8], *old_task = NULL;
+	char rate[40], active[24], uptime[24], spend[24], skip[64];
+	size_t i, n;
+	PGresult *res;
+
+	if (read_body(r, &body) < 0)
+		return -1;
+	if (parse_heartbeat(r, body, &hb) < 0)
+		return resp_error(r, 400, "invalid request body", NULL);
+	if (guard_lazy_bootstrap(r, hb.id, "workspace", 0) < 0)
+		return -1;
+
+	snprintf(rate, sizeof(rate), "%.17g", hb.error_rate);
+	snprintf(active, sizeof(active), "%" PRId64, hb.active_tasks);
+	snprintf(uptime, sizeof(uptime), "%" PRId64, hb.uptime_seconds);
+	snprintf(spend, sizeof(spend), "%" PRId64, hb.monthly_spend);
+	/* The statuses this heartbeat would move a row out of: a fixed vocabulary, not input. */
+	n = (size_t)snprintf(skip, sizeof(skip), "{");
+	for (i = 0; i < NELEM(from_statuses); i++)
+		if (transition(from_statuses[i], &hb) != NULL)
+			n += (size_t)snprintf(skip + n, sizeof(skip) - n, "%s%s", n > 1 ? "," : "",
+			    from_statuses[i]);
+	snprintf(skip + n, sizeof(skip) - n, "}");
+	params[0] = hb.id;
+	params[1] = rate;
+	params[2] = hb.sample_error;
+	params[3] = active;
+	params[4] = uptime;
+	params[5] = hb.current_task;
+	params[6] = spend;
+	params[7] = skip;
+
+	res = db_exec(r->arena, hb_fast_sql, 8, params);
+	if (res == NULL)
+		return db_failed(r, "failed to update");
+	if (PQntuples(res) == 1) {
+		heartbeat_broadcast(r, &hb, db_value(res, 0, 0));
+		set_online(r, hb.id);
+		return resp_text(r, 200, "application/json; charset=utf-8", ok, sizeof(ok) - 1);
+	}
+	/* Unknown, removed, or due for a status transition. */
+	switch (heartbeat_locked(r, &hb, params, &old_task)) {
+	case -1:
+		return db_failed(r, "failed to update");
+	case 1:
+		set_online(r, hb.id);
+		break;
+	default:
+		break;	/* unknown or removed: 200 like the reference */
+	}
+	return resp_text(r, 200, "application/json; charset=utf-8", ok, sizeof(ok) - 1);
 }
 
 int
 h_registry_update_card(struct req *r)
 {
-	return resp_error(r, 501, "not implemented", NULL);
+	struct json_object *body = NULL, *card = NULL, *payload;
+	const char *id, *params[2];
+	PGresult *res;
+	size_t len;
+
+	if (read_body(r, &body) < 0)
+		return -1;
+	if ((id = uuid_field(r, body, "workspace_id")) == NULL ||
+	    field(body, "agent_card", json_type_null, &card) != 1)
+		return resp_error(r, 400, "invalid request body", NULL);
+	if (guard_lazy_bootstrap(r, id, "workspace", 0) < 0)
+		return -1;
+	params[0] = id;
+	params[1] = jsonx_dump(card, &len);
+	if (db_begin(r->arena) < 0)
+		return db_failed(r, "failed to update card");
+	res = db_exec(r->arena, "UPDATE workspaces SET agent_card = $2::jsonb, updated_at = now() "
+	    "WHERE id = $1::uuid AND status <> 'removed' RETURNING id", 2, params);
+	if (res == NULL) {
+		int bad_json = strncmp(db_last_sqlstate(), "22", 2) == 0;
+		db_rollback();
+		if (bad_json)
+			return resp_error(r, 400, "invalid request body", NULL);
+		return db_failed(r, "failed to update card");
+	}
+	/* An unknown (or removed) id still answers 200, as the reference does; no event. */
+	if (PQntuples(res) == 1) {
+		payload = jsonx_own(r->arena, json_object_new_object());
+		json_object_object_add(payload, "agent_card", json_object_get(card));
+		if (events_record(r->arena, "AGENT_CARD_UPDATED", id, payload) < 0) {
+			db_rollback();
+			return db_failed(r, "failed to update card");
+		}
+	}
+	if (db_commit(r->arena) < 0)
+		return db_failed(r, "failed to update card");
+	payload = jsonx_own(r->arena, json_object_new_object());
+	json_object_object_add(payload, "status", json_object_new_string("updated"));
+	return resp_json(r, 200, payload);
 }
 
+/* req_json_body, with the reference's one message for every 400 a body can earn. */
+static int
+read_body(struct req *r, struct json_object **body)
+{
+	if (req_json_body(r, body) == 0)
+		return 0;
+	if (r->status == 400)
+		resp_error(r, 400, "invalid request body", NULL);
+	return -1;
+}
+
+/*
+ * 1 when key is present and not null (with type t; json_type_null accepts any type), 0 when
+ * absent or null, -1 when of another type. Doubles accept integers too.
+ */
+static int
+field(struct json_object *body, const char *key, enum json_type t, struct json_object **out)
+{
+	struct json_object *v = NULL;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(body, key, &v) || v == NULL)
+		return 0;
+	if (t != json_type_null && !json_object_is_type(v, t) &&
+	    !(t == json_type_double && json_object_is_type(v, json_type_int)))
+		return -1;
+	*out = v;
+	return 1;
+}
+
+/* An integer in [min, max] or absent (out untouched); -1 for any other value. */
+static int
+int_field(struct json_object *body, const char *key, int64_t min, int64_t max, int64_t *out)
+{
+	struct json_object *v;
+	int rc = field(body, key, json_type_int, &v);
+	int64_t x;
+
+	if (rc <= 0)
+		return rc;
+	x = json_object_get_int64(v);
+	if (x < min || x > max)
+		return -1;
+	*out = x;
+	return 1;
+}
+
+/* A string, or absent (out untouched); -1 for any other type. */
+static int
+str_field(struct json_object *body, const char *key, const char **out)
+{
+	struct json_object *v;
+	int rc = field(body, key, json_type_string, &v);
+
+	if (rc == 1)
+		*out = json_object_get_string(v);
+	return rc;
+}
+
+/* A required UUID string, lower-cased (the form the database and Redis keys use), or NULL. */
+static const char *
+uuid_field(struct req *r, struct json_object *body, const char *key)
+{
+	const char *s = NULL;
+	char *id;
+	size_t i;
+
+	if (str_field(body, key, &s) != 1 || !is_uuid(s))
+		return NULL;
+	if ((id = arena_strdup(r->arena, s)) == NULL)
+		return NULL;
+	for (i = 0; id[i] != '\0'; i++)
+		id[i] = (char)tolower((unsigned char)id[i]);
+	return id;
+}
+
+/* Validates the types of api.md §4.5's body; absent fields take Go's zero values. */
+static int
+parse_heartbeat(struct req *r, struct json_object *body, struct heartbeat *hb)
+{
+	struct json_object *v;
+
+	memset(hb, 0, sizeof(*hb));
+	hb->sample_error = "";
+	hb->current_task = "";
+	hb->runtime_state = "";
+	if ((hb->id = uuid_field(r, body, "workspace_id")) == NULL)
+		return -1;
+	if (field(body, "error_rate", json_type_double, &v) < 0)
+		return -1;
+	if (v != NULL)
+		hb->error_rate = json_object_get_double(v);
+	if (str_field(body, "sample_error", &hb->sample_error) < 0 ||
+	    str_field(body, "current_task", &hb->current_task) < 0 ||
+	    str_field(body, "runtime_state", &hb->runtime_state) < 0 ||
+	    int_field(body, "active_tasks", 0, INT32_MAX, &hb->active_tasks) < 0 ||
+	    int_field(body, "uptime_seconds", 0, INT32_MAX, &hb->uptime_seconds) < 0 ||
+	    int_field(body, "monthly_spend", INT64_MIN, INT64_MAX, &hb->monthly_spend) < 0)
+		return -1;
+	if (hb->monthly_spend < 0)
+		hb->monthly_spend = 0;
+	if (hb->monthly_spend > MAX_MONTHLY_SPEND)
+		hb->monthly_spend = MAX_MONTHLY_SPEND;
+	if (field(body, "runtime_metadata", json_type_object, &v) < 0)
+		return -1;
+	if (v != NULL && parse_runtime_metadata(v, &hb->status_mgmt) < 0)
+		return -1;
+	return 0;
+}
+
+/* {capabilities:{name:bool...}, idle_timeout_seconds:int}; only status_mgmt is used here. */
+static int
+parse_runtime_metadata(struct json_object *md, int *status_mgmt)
+{
+	struct json_object *caps;
+	int64_t idle = 0;
+
+	if (int_field(md, "idle_timeout_seconds", INT32_MIN, INT32_MAX, &idle) < 0)
+		return -1;
+	if (field(md, "capabilities", json_type_object, &caps) < 0)
+		return -1;
+	if (caps == NULL)
+		return 0;
+	{
+		/* The macro declares its iterators: give it a block of its own. */
+		json_object_object_foreach(caps, k, v) {
+			if (v != NULL && !json_object_is_type(v, json_type_boolean))
+				return -1;
+			if (strcmp(k, "status_mgmt") == 0 && v != NULL)
+				*status_mgmt = json_object_get_boolean(v);
+		}
+	}
+	return 0;
+}
+
+/* evaluateStatus (api.md §4.5): the status a heartbeat moves `from` to, or NULL to stay. */
+static const char *
+transition(const char *from, const struct heartbeat *hb)
+{
+	if (strcmp(from, "online") == 0) {
+		if (strcmp(hb->runtime_state, "wedged") == 0)
+			return "degraded";
+		if (hb->error_rate >= 0.5 && !hb->status_mgmt)
+			return "degraded";
+	} else if (strcmp(from, "degraded") == 0) {
+		if (hb->error_rate < 0.1 && hb->runtime_state[0] == '\0' && !hb->status_mgmt)
+			return "online";
+	} else if (strcmp(from, "offline") == 0 || strcmp(from, "provisioning") == 0) {
+		return "online";
+	}
+	return NULL;
+}
+
+static struct json_object *
+transition_payload(struct req *r, const char *from, const char *to, const struct heartbeat *hb,
+    const char **type)
+{
+	struct json_object *p = jsonx_own(r->arena, json_object_new_object());
+
+	if (strcmp(to, "degraded") == 0) {
+		*type = "WORKSPACE_DEGRADED";
+		if (strcmp(hb->runtime_state, "wedged") == 0) {
+			json_object_object_add(p, "runtime_state", json_object_new_string("wedged"));
+		} else {
+			json_object_object_add(p, "error_rate", jsonx_number(hb->error_rate));
+		}
+		json_object_object_add(p, "sample_error", json_object_new_string(hb->sample_error));
+		return p;
+	}
+	*type = "WORKSPACE_ONLINE";
+	if (strcmp(from, "provisioning") == 0)
+		json_object_object_add(p, "recovered_from", json_object_new_string("provisioning"));
+	return p;
+}
+
+/*
+ * The transactional path: lock the row, write the counters and the new status, record the
+ * transition's event, queue the broadcasts, COMMIT. upd holds hb_update_sql's first 7 params.
+ * Returns 1 updated, 0 unknown or removed, -1 database error (rolled back).
+ */
+static int
+heartbeat_locked(struct req *r, const struct heartbeat *hb, const char *const *upd,
+    const char **old_task)
+{
+	const char *params[8], *from, *to, *type = NULL;
+	struct json_object *payload;
+	PGresult *res;
+	int i;
+
+	if (db_begin(r->arena) < 0)
+		return -1;
+	res = db_exec(r->arena, "SELECT status::text, COALESCE(current_task, '') FROM workspaces "
+	    "WHERE id = $1::uuid AND status <> 'removed' FOR UPDATE", 1, upd);
+	if (res == NULL)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		db_rollback();
+		return 0;
+	}
+	from = db_value(res, 0, 0);
+	*old_task = db_value(res, 0, 1);
+	to = transition(from, hb);
+	for (i = 0; i < 7; i++)
+		params[i] = upd[i];
+	params[7] = to != NULL ? to : from;
+	if (db_exec(r->arena, hb_update_sql, 8, params) == NULL)
+		goto fail;
+	if (to != NULL) {
+		payload = transition_payload(r, from, to, hb, &type);
+		if (events_record(r->arena, type, hb->id, payload) < 0)
+			goto fail;
+		log_info("heartbeat: workspace %s %s -> %s", hb->id, from, to);
+	}
+	heartbeat_broadcast(r, hb, *old_task);
+	if (db_commit(r->arena) < 0)
+		return -1;
+	return 1;
+fail:
+	db_rollback();
+	return -1;
+}
+
+/* TASK_UPDATED when current_task changed, WORKSPACE_HEARTBEAT always (broadcast-only). */
+static void
+heartbeat_broadcast(struct req *r, const struct heartbeat *hb, const char *old_task)
+{
+	struct json_object *p;
+
+	if (old_task == NULL || strcmp(old_task, hb->current_task) != 0) {
+		p = jsonx_own(r->arena, json_object_new_object());
+		json_object_object_add(p, "active_tasks", json_object_new_int64(hb->active_tasks));
+		json_object_object_add(p, "current_task", json_object_new_string(hb->current_task));
+		events_broadcast(r->arena, "TASK_UPDATED", hb->id, p);
+	}
+	p = jsonx_own(r->arena, json_object_new_object());
+	json_object_object_add(p, "active_tasks", json_object_new_int64(hb->active_tasks));
+	json_object_object_add(p, "uptime_seconds", json_object_new_int64(hb->uptime_seconds));
+	events_broadcast(r->arena, "WORKSPACE_HEARTBEAT", hb->id, p);
+}
+
+/*
+ * Liveness key ws:<id> (schema.md §5). SET, not EXPIRE: a key lost to a Redis restart or
+ * FLUSHALL comes back with the next heartbeat. Best effort: kv logs a failure.
+ */
+static void
+set_online(struct req *r, const char *id)
+{
+	freeReplyObject(kv_command(NULL, "SET ws:%s online EX %lld", id,
+	    (long long)r->conf->liveness_ttl_s));
+}
+
+/* 503 when the database is unreachable, else 500 with the route's message. Always -1. */
+static int
+db_failed(struct req *r, const char *msg)
+{
+	if (db_unavailable())
+		return resp_unavailable(r);
+	return resp_error(r, 500, msg, NULL);
+}

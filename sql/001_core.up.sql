@@ -121,9 +121,10 @@ CREATE UNIQUE INDEX activity_logs_idempotency_uniq ON activity_logs (workspace_i
     WHERE idempotency_key IS NOT NULL;
 
 -- Work for the provisioner worker, written in the same transaction as the change that needs it.
+-- No FK: a 'remove' job must outlive a purged workspace so its container is still cleaned up.
 CREATE TABLE provision_jobs (
     id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    workspace_id uuid NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    workspace_id uuid NOT NULL,
     kind         text NOT NULL CHECK (kind IN ('provision', 'restart', 'stop', 'remove')),
     status       text NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'done', 'failed')),
     payload      jsonb NOT NULL DEFAULT '{}',
@@ -133,3 +134,4 @@ CREATE TABLE provision_jobs (
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX idx_provision_jobs_queued ON provision_jobs (created_at) WHERE status = 'queued';
+CREATE INDEX idx_provision_jobs_workspace ON provision_jobs (workspace_id);

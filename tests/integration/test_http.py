@@ -39,8 +39,9 @@ def test_request_id_reaches_the_app_logs(stack):
     r = stack.get("/nope-for-log")
     rid = r.header("x-request-id")
     assert rid and len(rid) >= 16
-    # 4xx are not logged at info; the access log carries the id nginx generated.
-    assert rid in stack.log("nginx-access.log")
+    # 4xx are not logged at info; the access log carries the id nginx generated (written
+    # after the response, so wait for it).
+    assert stack.wait_for(lambda: rid in stack.log("nginx-access.log"), timeout=5)
 
 
 def test_cors_preflight_from_allowed_origin(stack):
