@@ -33,6 +33,7 @@ struct child_def {
 
 static const struct child_def children[] = {
 	{ "api", "molecule-api", 1 },
+	{ "broadcaster", "molecule-broadcaster", 0 },
 };
 #define NCHILDREN (sizeof(children) / sizeof(children[0]))
 
@@ -72,7 +73,6 @@ main(int argc, char **argv)
 {
 	struct sup s;
 	char err[512];
-	enum log_level lvl;
 	int opt, check_only = 0, rc;
 
 	memset(&s, 0, sizeof(s));
@@ -95,12 +95,12 @@ main(int argc, char **argv)
 		return check_only ? 1 : PROC_EXIT_FATAL;
 	}
 	if (check_only) {
+		conf_dump(&s.conf, stdout);
 		printf("configuration ok\n");
+		conf_free(&s.conf);
 		return 0;
 	}
-	if (log_parse_level(s.conf.log_level, &lvl) == 0)
-		log_set_level(lvl);
-	log_add_secret(s.conf.admin_token);
+	conf_apply_logging(&s.conf);
 	db_configure(&s.conf);
 	if (argc > 0 && strcmp(argv[0], "migrate") == 0)
 		rc = cmd_migrate(&s, argc - 1, argv + 1);
@@ -316,6 +316,7 @@ reload(struct sup *s)
 	}
 	conf_free(&s->conf);
 	s->conf = fresh;
+	conf_apply_logging(&s->conf);
 	log_info("reload: configuration re-read, rolling restart");
 	s->rolling = 1;
 	s->roll_next = 0;

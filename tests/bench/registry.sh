@@ -48,7 +48,7 @@ SELECT md5(n::text)::uuid, sha256(convert_to(rpad(md5('tok' || n) || md5('tok2' 
        left(md5('tok' || n), 8)
 FROM generate_series(1, $NWS) n;
 SQL
-psql "$DATABASE_URL" -Atq -c "SELECT md5(n::text)::uuid, rpad(md5('tok' || n) || md5('tok2' || n), 43, 'x')
+psql "$DATABASE_URL" -Atq -F " " -c "SELECT md5(n::text)::uuid, rpad(md5('tok' || n) || md5('tok2' || n), 43, 'x')
 	FROM generate_series(1, $NWS) n WHERE n % 100 <> 1" >"$run/ids.txt"
 export BENCH_IDS="$run/ids.txt"
 
