@@ -14,12 +14,27 @@
 #include "common/util.h"
 
 static void clear_result(void *p);
+static const char *prepared_name(PGconn *c, const char *sql, int nparams);
+static void forget_prepared(void);
 static void on_notice(void *arg, const char *msg);
 
 static PGconn *conn;
 static char *dsn;
 static char connect_timeout[16];
 static char options[64];
+/*
+ * Statements prepared on this connection, keyed by their text: the hot paths (token check,
+ * heartbeat) then skip parsing and planning on every call.
+ */
+#define MAX_PREPARED 256
+struct prepared {
+	char *sql;
+	uint64_t hash;
+	char name[16];
+};
+static struct prepared prepared[MAX_PREPARED];
+static size_t nprepared;
+
 static int unavailable;
 static int in_tx;
 static char sqlstate[6];
@@ -48,6 +63,7 @@ db_conn(void)
 		PQfinish(conn);
 		conn = NULL;
 	}
+	forget_prepared();
 	if (dsn == NULL) {
 		log_err("database not configured");
 		return NULL;
@@ -71,6 +87,7 @@ db_close(void)
 {
 	PQfinish(conn);
 	conn = NULL;
+	forget_prepared();
 }
 
 void
@@ -82,6 +99,7 @@ db_forget_after_fork(void)
 	close(PQsocket(conn));
 	PQfinish(conn);
 	conn = NULL;
+	forget_prepared();
 }
 
 PGresult *
@@ -90,7 +108,7 @@ db_exec(struct arena *a, const char *sql, int nparams, const char *const *params
 	PGresult *res;
 	ExecStatusType st;
 	PGconn *c;
-	const char *state;
+	const char *state, *name;
 
 	unavailable = 0;
 	sqlstate[0] = '\0';
@@ -99,7 +117,11 @@ db_exec(struct arena *a, const char *sql, int nparams, const char *const *params
 		unavailable = 1;
 		return NULL;
 	}
-	res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	name = prepared_name(c, sql, nparams);
+	if (name != NULL)
+		res = PQexecPrepared(c, name, nparams, params, NULL, NULL, 0);
+	else
+		res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
 	st = PQresultStatus(res);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		if (arena_on_reset(a, clear_result, res) < 0)
@@ -187,6 +209,51 @@ on_notice(void *arg, const char *msg)
 {
 	(void)arg;
 	log_debug("postgres: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+/*
+ * The name of sql prepared on c, preparing it on first use. NULL (use the unprepared path) for
+ * statements without parameters (BEGIN, COMMIT), when the cache is full or preparing failed.
+ */
+static const char *
+prepared_name(PGconn *c, const char *sql, int nparams)
+{
+	uint64_t h = 1469598103934665603ULL;
+	const unsigned char *p;
+	struct prepared *e;
+	PGresult *res;
+	size_t i;
+	int ok;
+
+	if (nparams == 0)
+		return NULL;
+	for (p = (const unsigned char *)sql; *p != '\0'; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	for (i = 0; i < nprepared; i++)
+		if (prepared[i].hash == h && strcmp(prepared[i].sql, sql) == 0)
+			return prepared[i].name;
+	if (nprepared == MAX_PREPARED)
+		return NULL;
+	e = &prepared[nprepared];
+	snprintf(e->name, sizeof(e->name), "m%zu", nprepared);
+	res = PQprepare(c, e->name, sql, nparams, NULL);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	if (!ok)
+		return NULL;
+	e->sql = strdup(sql);
+	if (e->sql == NULL)
+		return NULL;
+	e->hash = h;
+	nprepared++;
+	return e->name;
+}
+
+static void
+forget_prepared(void)
+{
+	while (nprepared > 0)
+		free(prepared[--nprepared].sql);
 }
 
 static void

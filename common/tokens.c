@@ -15,6 +15,7 @@
 
 #include "common/db.h"
 #include "common/log.h"
+#include "common/util.h"
 
 static const char b64url[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -104,6 +105,9 @@ tokens_lazy_check(struct arena *a, const char *workspace_id, const char *tok, in
 	PGresult *res;
 
 	*live = 0;
+	/* Not a UUID: no such workspace, so no tokens (and the index below stays usable). */
+	if (!is_uuid(workspace_id))
+		return TOKEN_INVALID;
 	if (tok != NULL && strlen(tok) == TOKEN_LEN)
 		token_hash_hex(tok, hash);
 	params[0] = hash;
@@ -115,7 +119,7 @@ tokens_lazy_check(struct arena *a, const char *workspace_id, const char *tok, in
 	res = db_exec(a, "WITH live AS ("
 	    "  SELECT t.id, t.token_hash, t.last_used_at FROM workspace_auth_tokens t"
 	    "  JOIN workspaces w ON w.id = t.workspace_id"
-	    "  WHERE t.workspace_id::text = lower($2) AND t.revoked_at IS NULL AND w.status <> 'removed'),"
+	    "  WHERE t.workspace_id = $2::uuid AND t.revoked_at IS NULL AND w.status <> 'removed'),"
 	    " hit AS (SELECT id, last_used_at FROM live WHERE token_hash = decode($1, 'hex')),"
 	    " bump AS (UPDATE workspace_auth_tokens SET last_used_at = now() WHERE id IN"
 	    "  (SELECT id FROM hit WHERE last_used_at IS NULL OR last_used_at < now() - interval '60 seconds'))"
@@ -130,9 +134,12 @@ int
 tokens_workspace_has_live(struct arena *a, const char *workspace_id)
 {
 	const char *params[1] = { workspace_id };
-	PGresult *res = db_exec(a, "SELECT 1 FROM workspace_auth_tokens WHERE workspace_id::text = lower($1) "
-	    "AND revoked_at IS NULL LIMIT 1", 1, params);
+	PGresult *res;
 
+	if (!is_uuid(workspace_id))
+		return 0;
+	res = db_exec(a, "SELECT 1 FROM workspace_auth_tokens WHERE workspace_id = $1::uuid "
+	    "AND revoked_at IS NULL LIMIT 1", 1, params);
 	return res ? PQntuples(res) > 0 : -1;
 }
 

@@ -50,6 +50,18 @@ struct channel_list {
 	size_t body_len;
 };
 
+/*
+ * WORKSPACE_HEARTBEAT is a snapshot that the next one supersedes, and the canvas ignores it:
+ * at most one per workspace per HEARTBEAT_EVENT_WINDOW_MS is forwarded (a direct-mapped cache;
+ * a collision only lets an extra one through).
+ */
+#define HEARTBEAT_EVENT_WINDOW_MS 1000
+#define HEARTBEAT_SLOTS 4096
+struct hb_slot {
+	char id[40];
+	int64_t sent_ms;
+};
+
 struct bc {
 	struct conf conf;
 	const char *conf_path;
@@ -68,6 +80,8 @@ struct bc {
 	char curl_err[CURL_ERROR_SIZE];
 	struct arena arena;
 	unsigned long relayed;
+	unsigned long coalesced;
+	struct hb_slot hb[HEARTBEAT_SLOTS];
 };
 
 static void setup(struct bc *b, int argc, char **argv);
@@ -81,6 +95,7 @@ static int read_replies(struct bc *b);
 static int drain_replies(struct bc *b);
 static void handle_reply(struct bc *b, redisReply *reply);
 static void relay(struct bc *b, const char *envelope, size_t len);
+static int heartbeat_superseded(struct bc *b, const char *workspace_id);
 static int add_audience(struct bc *b, struct channel_list *cl, const char *workspace_id);
 static char *sse_form(struct bc *b, struct json_object *env, const char *type, size_t *len);
 static int64_t envelope_ms(const char *ts);
@@ -389,9 +404,17 @@ relay(struct bc *b, const char *envelope, size_t len)
 	    is_lower_uuid(json_object_get_string(v)))
 		ws = json_object_get_string(v);
 
+	if (ws != NULL && strcmp(type, "WORKSPACE_HEARTBEAT") == 0 && heartbeat_superseded(b, ws)) {
+		b->coalesced++;
+		return;
+	}
 	cl_init(&cl, envelope, len);
 	cl_add(b, &cl, "", "canvas");
-	if (ws != NULL && add_audience(b, &cl, ws) < 0)
+	/*
+	 * Heartbeats are most of all events and only the canvas and the agent itself act on them:
+	 * they skip the audience query and the fan-out to every peer.
+	 */
+	if (ws != NULL && (strcmp(type, "WORKSPACE_HEARTBEAT") == 0 || add_audience(b, &cl, ws) < 0))
 		cl_add(b, &cl, "ws-", ws);
 	cl_flush(b, &cl);
 	if (ws == NULL)
@@ -402,6 +425,25 @@ relay(struct bc *b, const char *envelope, size_t len)
 	cl_init(&cl, sse, sse_len);
 	cl_add(b, &cl, "sse-", ws);
 	cl_flush(b, &cl);
+}
+
+/* 1 when a heartbeat event of this workspace went out less than the window ago. */
+static int
+heartbeat_superseded(struct bc *b, const char *workspace_id)
+{
+	uint64_t h = 1469598103934665603ULL;
+	const unsigned char *p;
+	struct hb_slot *s;
+	int64_t now = now_mono_ms();
+
+	for (p = (const unsigned char *)workspace_id; *p != '\0'; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	s = &b->hb[h % HEARTBEAT_SLOTS];
+	if (strcmp(s->id, workspace_id) == 0 && now - s->sent_ms < HEARTBEAT_EVENT_WINDOW_MS)
+		return 1;
+	snprintf(s->id, sizeof(s->id), "%s", workspace_id);
+	s->sent_ms = now;
+	return 0;
 }
 
 /* Adds ws-<id> for the audience of workspace_id. Returns 0, or -1 when it is unknown. */

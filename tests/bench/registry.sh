@@ -77,6 +77,14 @@ UPDATE workspaces SET last_heartbeat_at = now(), last_error_rate = 0, active_tas
 SQL
 pgbench -n -c "$CONNS" -j "$THREADS" -T "$DURATION" -f "$run/heartbeat.sql" "$DATABASE_URL" >"$run/pgbench.out" 2>&1
 p_tps="$(awk '/^tps = / {print $3; exit}' "$run/pgbench.out")"
+# P': the same UPDATE committed like the heartbeat's fast path does (synchronous_commit off,
+# ADR 003), so the comparison can be read both ways.
+cat >"$run/heartbeat-async.sql" <<SQL
+\\set n random(1, $NWS)
+WITH async AS (SELECT set_config('synchronous_commit', 'off', true)) UPDATE workspaces SET last_heartbeat_at = now(), last_error_rate = 0, active_tasks = 0, uptime_seconds = :n, updated_at = now() FROM async WHERE id = md5(:n::text)::uuid;
+SQL
+pgbench -n -c "$CONNS" -j "$THREADS" -T "$DURATION" -f "$run/heartbeat-async.sql" "$DATABASE_URL" >"$run/pgbench-async.out" 2>&1
+pa_tps="$(awk '/^tps = / {print $3; exit}' "$run/pgbench-async.out")"
 
 wrk_run heartbeat "http://127.0.0.1:$hello_port/" "$CONNS" >/dev/null   # warm-up
 read -r f_req f_rps f_p50 f_p99 _ <<<"$(wrk_run heartbeat "http://127.0.0.1:$hello_port/" "$CONNS")"
@@ -85,6 +93,8 @@ read -r rg_req rg_rps rg_p50 rg_p99 rg_bad <<<"$(wrk_run register "http://127.0.
 read -r dc_req dc_rps dc_p50 dc_p99 dc_bad <<<"$(wrk_run discover "http://127.0.0.1:$port/" "$CONNS")"
 h="$(awk -v f="$f_rps" -v p="$p_tps" 'BEGIN {printf "%.0f", 1 / (1 / f + 1 / p)}')"
 ratio="$(awk -v a="$hb_rps" -v h="$h" 'BEGIN {printf "%.2f", a / h}')"
+ha="$(awk -v f="$f_rps" -v p="$pa_tps" 'BEGIN {printf "%.0f", 1 / (1 / f + 1 / p)}')"
+ratio_a="$(awk -v a="$hb_rps" -v h="$ha" 'BEGIN {printf "%.2f", a / h}')"
 
 # GET /workspaces with NWS rows, one client at a time: the canvas's load.
 list_bytes="$(curl -fsS -H "Authorization: Bearer $admin" "http://127.0.0.1:$port/workspaces" | wc -c)"
@@ -100,8 +110,11 @@ table="$(cat <<TABLE
 | F: libfcgi hello-world via the same nginx, heartbeat request | $f_req | $f_rps | $f_p50 | $f_p99 | |
 | P: pgbench, the heartbeat UPDATE, $CONNS clients | | $p_tps | | | |
 | H = 1/(1/F + 1/P) | | $h | | | |
+| P': pgbench, the same UPDATE with synchronous_commit off | | $pa_tps | | | |
+| H' = 1/(1/F + 1/P') | | $ha | | | |
 | **POST /registry/heartbeat** (bearer, $CONNS connections) | $hb_req | **$hb_rps** | $hb_p50 | $hb_p99 | $hb_bad |
 | **heartbeat / H** | | **$ratio** | | | |
+| heartbeat / H' | | $ratio_a | | | |
 | POST /registry/register (bearer, upsert) | $rg_req | $rg_rps | $rg_p50 | $rg_p99 | $rg_bad |
 | GET /registry/discover/:id (sibling, bearer) | $dc_req | $dc_rps | $dc_p50 | $dc_p99 | $dc_bad |
 | GET /workspaces, $NWS rows ($list_bytes bytes), 1 connection | $ls_req | $ls_rps | **$ls_p50** | $ls_p99 | |
