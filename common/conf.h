@@ -21,6 +21,7 @@ struct conf {
 	char *org_id;			/* MOLECULE_ORG_ID: TenantGuard when set */
 	char *cors_origins;
 	char *external_platform_url;
+	char *nchan_publish_socket;	/* nginx's nchan publisher, for the broadcaster */
 	int64_t api_workers;		/* 0 = 2 x online cores */
 	int64_t max_requests;
 	int64_t max_body_bytes;

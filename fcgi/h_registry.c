@@ -52,6 +52,7 @@ static struct json_object *transition_payload(struct req *r, const char *from, c
 static int heartbeat_locked(struct req *r, const struct heartbeat *hb, const char *const *upd,
     const char **old_task);
 static void heartbeat_broadcast(struct req *r, const struct heartbeat *hb, const char *old_task);
+static int heartbeat_event_recent(const char *id);
 static void set_online(struct req *r, const char *id);
 static int db_failed(struct req *r, const char *msg);
 
@@ -549,10 +550,39 @@ heartbeat_broadcast(struct req *r, const struct heartbeat *hb, const char *old_t
 		json_object_object_add(p, "current_task", json_object_new_string(hb->current_task));
 		events_broadcast(r->arena, "TASK_UPDATED", hb->id, p);
 	}
+	if (heartbeat_event_recent(hb->id))
+		return;
 	p = jsonx_own(r->arena, json_object_new_object());
 	json_object_object_add(p, "active_tasks", json_object_new_int64(hb->active_tasks));
 	json_object_object_add(p, "uptime_seconds", json_object_new_int64(hb->uptime_seconds));
 	events_broadcast(r->arena, "WORKSPACE_HEARTBEAT", hb->id, p);
+}
+
+/*
+ * WORKSPACE_HEARTBEAT is a snapshot the next one supersedes (and the canvas ignores): this
+ * worker publishes at most one per workspace per second. A direct-mapped cache: a collision
+ * only lets an extra one through. The broadcaster applies the same window across workers.
+ */
+static int
+heartbeat_event_recent(const char *id)
+{
+	static struct {
+		char id[40];
+		int64_t ms;
+	} slots[1024];
+	uint64_t h = 1469598103934665603ULL;
+	const unsigned char *c;
+	int64_t now = now_mono_ms();
+	size_t i;
+
+	for (c = (const unsigned char *)id; *c != '\0'; c++)
+		h = (h ^ *c) * 1099511628211ULL;
+	i = (size_t)(h % (sizeof(slots) / sizeof(slots[0])));
+	if (strcmp(slots[i].id, id) == 0 && now - slots[i].ms < 1000)
+		return 1;
+	snprintf(slots[i].id, sizeof(slots[i].id), "%s", id);
+	slots[i].ms = now;
+	return 0;
 }
 
 /*

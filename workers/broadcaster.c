@@ -142,7 +142,6 @@ static void
 setup(struct bc *b, int argc, char **argv)
 {
 	struct sockaddr_un sun;
-	enum log_level lvl;
 	char err[512];
 	const char *rs;
 	int opt;
@@ -155,9 +154,7 @@ setup(struct bc *b, int argc, char **argv)
 	}
 	if (conf_load(&b->conf, b->conf_path, err, sizeof(err)) < 0)
 		fatal("configuration: %s", err);
-	if (log_parse_level(b->conf.log_level, &lvl) == 0)
-		log_set_level(lvl);
-	log_add_secret(b->conf.admin_token);
+	conf_apply_logging(&b->conf);
 	if (kv_configure(&b->conf) < 0)
 		fatal("configuration: invalid redis_url");
 	if (kv_parse_url(b->conf.redis_url, &b->target, err, sizeof(err)) < 0)
@@ -165,9 +162,8 @@ setup(struct bc *b, int argc, char **argv)
 	db_configure(&b->conf);
 	b->redis_timeout.tv_sec = b->conf.redis_timeout_ms / 1000;
 	b->redis_timeout.tv_usec = (b->conf.redis_timeout_ms % 1000) * 1000;
-	/* TODO(lead): move into the conf table as nchan_publish_socket. */
-	b->nchan_socket = getenv("NCHAN_PUBLISH_SOCKET");
-	if (b->nchan_socket == NULL || b->nchan_socket[0] != '/')
+	b->nchan_socket = b->conf.nchan_publish_socket;
+	if (b->nchan_socket[0] != '/')
 		fatal("configuration: NCHAN_PUBLISH_SOCKET must be an absolute unix socket path");
 	if (strlen(b->nchan_socket) >= sizeof(sun.sun_path))
 		fatal("configuration: NCHAN_PUBLISH_SOCKET is too long for a unix socket");
