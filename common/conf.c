@@ -78,6 +78,8 @@ const struct conf_key conf_keys[] = {
 	  "1 = `GET /admin/workspaces/:id/test-token` works even in production (it is always off in production otherwise)." },
 	{ "liveness_ttl", "MOLECULE_LIVENESS_TTL", CONF_INT, O(liveness_ttl_s), 10, 86400, "180", 0,
 	  "Seconds a workspace stays online in Redis without a heartbeat (`ws:<id>` key TTL)." },
+	{ "heartbeat_event_interval", "MOLECULE_HEARTBEAT_EVENT_INTERVAL", CONF_INT, O(heartbeat_event_interval_s), 0, 3600, "5", 0,
+	  "Live WORKSPACE_HEARTBEAT events are a snapshot the next one supersedes: at most one per workspace per this many seconds is published and forwarded (0 = every one). Heartbeats themselves are always recorded." },
 	{ "migrate_on_start", "MOLECULE_MIGRATE_ON_START", CONF_INT, O(migrate_on_start), 0, 1, "1", 0,
 	  "1 = the supervisor applies pending migrations before starting anything." },
 };

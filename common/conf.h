@@ -35,6 +35,7 @@ struct conf {
 	int64_t migrate_on_start;
 	int64_t enable_test_tokens;
 	int64_t liveness_ttl_s;
+	int64_t heartbeat_event_interval_s;
 };
 
 enum conf_type { CONF_STR, CONF_INT };

@@ -52,7 +52,7 @@ static struct json_object *transition_payload(struct req *r, const char *from, c
 static int heartbeat_locked(struct req *r, const struct heartbeat *hb, const char *const *upd,
     const char **old_task);
 static void heartbeat_broadcast(struct req *r, const struct heartbeat *hb, const char *old_task);
-static int heartbeat_event_recent(const char *id);
+static int heartbeat_event_recent(const char *id, int64_t window_ms);
 static void set_online(struct req *r, const char *id);
 static int db_failed(struct req *r, const char *msg);
 
@@ -550,7 +550,7 @@ heartbeat_broadcast(struct req *r, const struct heartbeat *hb, const char *old_t
 		json_object_object_add(p, "current_task", json_object_new_string(hb->current_task));
 		events_broadcast(r->arena, "TASK_UPDATED", hb->id, p);
 	}
-	if (heartbeat_event_recent(hb->id))
+	if (heartbeat_event_recent(hb->id, r->conf->heartbeat_event_interval_s * 1000))
 		return;
 	p = jsonx_own(r->arena, json_object_new_object());
 	json_object_object_add(p, "active_tasks", json_object_new_int64(hb->active_tasks));
@@ -560,11 +560,12 @@ heartbeat_broadcast(struct req *r, const struct heartbeat *hb, const char *old_t
 
 /*
  * WORKSPACE_HEARTBEAT is a snapshot the next one supersedes (and the canvas ignores): this
- * worker publishes at most one per workspace per second. A direct-mapped cache: a collision
- * only lets an extra one through. The broadcaster applies the same window across workers.
+ * worker publishes at most one per workspace per window (heartbeat_event_interval). A
+ * direct-mapped cache: a collision only lets an extra one through. The broadcaster applies
+ * the same window across workers.
  */
 static int
-heartbeat_event_recent(const char *id)
+heartbeat_event_recent(const char *id, int64_t window_ms)
 {
 	static struct {
 		char id[40];
@@ -575,10 +576,12 @@ heartbeat_event_recent(const char *id)
 	int64_t now = now_mono_ms();
 	size_t i;
 
+	if (window_ms <= 0)
+		return 0;
 	for (c = (const unsigned char *)id; *c != '\0'; c++)
 		h = (h ^ *c) * 1099511628211ULL;
 	i = (size_t)(h % (sizeof(slots) / sizeof(slots[0])));
-	if (strcmp(slots[i].id, id) == 0 && now - slots[i].ms < 1000)
+	if (strcmp(slots[i].id, id) == 0 && now - slots[i].ms < window_ms)
 		return 1;
 	snprintf(slots[i].id, sizeof(slots[i].id), "%s", id);
 	slots[i].ms = now;

@@ -52,10 +52,9 @@ struct channel_list {
 
 /*
  * WORKSPACE_HEARTBEAT is a snapshot that the next one supersedes, and the canvas ignores it:
- * at most one per workspace per HEARTBEAT_EVENT_WINDOW_MS is forwarded (a direct-mapped cache;
+ * at most one per workspace per heartbeat_event_interval is forwarded (a direct-mapped cache;
  * a collision only lets an extra one through).
  */
-#define HEARTBEAT_EVENT_WINDOW_MS 1000
 #define HEARTBEAT_SLOTS 4096
 struct hb_slot {
 	char id[40];
@@ -435,7 +434,10 @@ heartbeat_superseded(struct bc *b, const char *workspace_id)
 	for (p = (const unsigned char *)workspace_id; *p != '\0'; p++)
 		h = (h ^ *p) * 1099511628211ULL;
 	s = &b->hb[h % HEARTBEAT_SLOTS];
-	if (strcmp(s->id, workspace_id) == 0 && now - s->sent_ms < HEARTBEAT_EVENT_WINDOW_MS)
+	if (b->conf.heartbeat_event_interval_s == 0)
+		return 0;
+	if (strcmp(s->id, workspace_id) == 0 &&
+	    now - s->sent_ms < b->conf.heartbeat_event_interval_s * 1000)
 		return 1;
 	snprintf(s->id, sizeof(s->id), "%s", workspace_id);
 	s->sent_ms = now;

@@ -416,13 +416,17 @@ def test_heartbeat_broadcasts_task_and_heartbeat_events(stack):
     out = sub.communicate(timeout=10)[0]
     mine = [json.loads(l) for l in out.splitlines() if l.startswith("{") and wid in l]
     kinds = [(m["event"], m["payload"]) for m in mine]
-    assert kinds == [
+    # TASK_UPDATED exactly when current_task changes.
+    assert [k for k in kinds if k[0] == "TASK_UPDATED"] == [
         ("TASK_UPDATED", {"active_tasks": 1, "current_task": "a"}),
-        ("WORKSPACE_HEARTBEAT", {"active_tasks": 1, "uptime_seconds": 10}),
-        ("WORKSPACE_HEARTBEAT", {"active_tasks": 1, "uptime_seconds": 20}),
         ("TASK_UPDATED", {"active_tasks": 0, "current_task": ""}),
-        ("WORKSPACE_HEARTBEAT", {"active_tasks": 0, "uptime_seconds": 30}),
     ]
+    # WORKSPACE_HEARTBEAT is a snapshot: the first always goes out; repeats within
+    # heartbeat_event_interval (5 s) go out at most once per API worker (3 in this stack).
+    beats = [k for k in kinds if k[0] == "WORKSPACE_HEARTBEAT"]
+    assert beats[0] == ("WORKSPACE_HEARTBEAT", {"active_tasks": 1, "uptime_seconds": 10})
+    assert 1 <= len(beats) <= 3
+    assert kinds[0][0] == "TASK_UPDATED"
     assert all(m["workspace_id"] == wid for m in mine)
     # Broadcast-only: nothing persisted.
     assert events(stack, wid) == []
