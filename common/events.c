@@ -15,13 +15,12 @@
 #include "common/kv.h"
 #include "common/log.h"
 
-#define MAX_PENDING 256
-
 static void enqueue(const char *envelope);
 static void publish(const char *envelope);
 
-static char *pending[MAX_PENDING];
-static size_t npending;
+/* Envelopes of the open transaction, published at COMMIT; grows for big cascades. */
+static char **pending;
+static size_t npending, cap_pending;
 
 int
 events_record(struct arena *a, const char *type, const char *workspace_id,
@@ -105,11 +104,16 @@ events_discard(void)
 static void
 enqueue(const char *envelope)
 {
-	char *copy;
+	char *copy, **grown;
 
-	if (npending == MAX_PENDING) {
-		log_warn("events: more than %d live events in one transaction, dropping one", MAX_PENDING);
-		return;
+	if (npending == cap_pending) {
+		grown = realloc(pending, (cap_pending ? cap_pending * 2 : 64) * sizeof(*pending));
+		if (grown == NULL) {
+			log_warn("events: out of memory queueing a live event; it stays in structure_events");
+			return;
+		}
+		pending = grown;
+		cap_pending = cap_pending ? cap_pending * 2 : 64;
 	}
 	copy = strdup(envelope);
 	if (copy != NULL)

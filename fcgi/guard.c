@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "common/db.h"
 #include "common/tokens.h"
 #include "common/util.h"
@@ -244,7 +246,8 @@ fly_replay_state_matches(const char *hdr, const char *org)
 		while (*p == ' ' || *p == ';')
 			p++;
 		n = strcspn(p, ";");
-		if (strncmp(p, "state=", 6) == 0 && n - 6 == olen && strncmp(p + 6, org, olen) == 0)
+		if (strncmp(p, "state=", 6) == 0 && n - 6 == olen &&
+		    CRYPTO_memcmp(p + 6, org, olen) == 0)
 			return 1;
 		p += n;
 	}

@@ -204,7 +204,7 @@ lower_uuid(struct req *r, const char *s)
 
 /*
  * validateDiscoveryCaller: the dev-mode hatch, else lazy bootstrap on the caller's id
- * (fail-open on a database error, like the reference). Returns 0 or -1 with 401 set.
+ * (503 on a database error, where the reference fails open). Returns 0 or -1 with 401 set.
  */
 static int
 discovery_caller(struct req *r, const char *id)

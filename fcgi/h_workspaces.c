@@ -18,6 +18,7 @@
 #include "common/kv.h"
 #include "common/log.h"
 #include "common/tokens.h"
+#include "common/urlcheck.h"
 #include "common/util.h"
 #include "fcgi/guard.h"
 #include "fcgi/resp.h"
@@ -1107,8 +1108,17 @@ parse_create(struct req *r, struct json_object *body, struct ws_create *in)
 
 	if (in->url != NULL && in->url[0] == '\0')
 		in->url = NULL;
-	if (in->external && in->url != NULL && !url_ok(in->url))
-		return resp_error(r, 400, "url must be an http or https URL", NULL);
+	if (in->external && in->url != NULL) {
+		char why[128], msg[192];
+
+		if (!url_ok(in->url))
+			return resp_error(r, 400, "url must be an http or https URL", NULL);
+		/* The same address rules as /registry/register: discover hands this URL out. */
+		if (urlcheck_agent_url(in->url, why, sizeof(why)) < 0) {
+			snprintf(msg, sizeof(msg), "invalid agent url: %s", why);
+			return resp_error(r, 400, msg, NULL);
+		}
+	}
 
 	rc = get_int(r, body, "budget_limit", &in->budget);
 	if (rc < 0)

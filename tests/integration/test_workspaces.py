@@ -812,3 +812,15 @@ def test_state_auth(stack):
     r = stack.admin("GET", "/workspaces/nope/state")
     assert r.status == 400
     assert r.json() == {"error": "invalid workspace ID"}
+
+
+def test_create_external_url_follows_register_address_rules(stack):
+    # discover hands this URL to peers: loopback and metadata addresses are refused like register.
+    for url, why in (("http://127.0.0.1:8000", "loopback"), ("http://169.254.169.254/", "link-local")):
+        r = stack.admin("POST", "/workspaces", body={"name": "ext-bad-url", "external": True, "url": url})
+        assert r.status == 400, (url, r.body)
+        assert r.json()["error"].startswith("invalid agent url: "), r.body
+        assert why in r.json()["error"], r.body
+    r = stack.admin("POST", "/workspaces", body={"name": "ext-ok-url", "external": True,
+                                                 "url": "http://10.1.2.3:8000"})
+    assert r.status == 201, r.body
