@@ -14,12 +14,14 @@
 
 static void free_reply(void *p);
 static redisContext *connect_target(void);
+static int drain_pending(redisContext *c);
 
 static redisContext *ctx;
 static struct kv_target target;
 static int configured;
 static struct timeval timeout;
 static int64_t last_complaint_ms;
+static int pending_replies;	/* sent by kv_send, not read yet */
 
 int
 kv_parse_url(const char *url, struct kv_target *t, char *err, size_t errlen)
@@ -116,6 +118,7 @@ kv_close(void)
 	if (ctx != NULL)
 		redisFree(ctx);
 	ctx = NULL;
+	pending_replies = 0;
 }
 
 void
@@ -132,7 +135,7 @@ kv_command(struct arena *a, const char *fmt, ...)
 	redisReply *r;
 	va_list ap;
 
-	if (c == NULL)
+	if (c == NULL || drain_pending(c) < 0)
 		return NULL;
 	va_start(ap, fmt);
 	r = redisvCommand(c, fmt, ap);
@@ -150,6 +153,49 @@ kv_command(struct arena *a, const char *fmt, ...)
 	if (a != NULL && arena_on_reset(a, free_reply, r) < 0)
 		return NULL;
 	return r;
+}
+
+int
+kv_send(const char *fmt, ...)
+{
+	redisContext *c = kv_conn();
+	va_list ap;
+	int done = 0, rc;
+
+	if (c == NULL || drain_pending(c) < 0)
+		return -1;
+	va_start(ap, fmt);
+	rc = redisvAppendCommand(c, fmt, ap);
+	va_end(ap);
+	while (rc == REDIS_OK && !done)
+		rc = redisBufferWrite(c, &done);
+	if (rc != REDIS_OK) {
+		log_warn("redis send failed: %s", c->errstr);
+		kv_close();
+		return -1;
+	}
+	pending_replies++;
+	return 0;
+}
+
+/* Reads the replies of earlier kv_send calls (long arrived by now), so replies stay paired. */
+static int
+drain_pending(redisContext *c)
+{
+	void *reply = NULL;
+
+	while (pending_replies > 0) {
+		if (redisGetReply(c, &reply) != REDIS_OK) {
+			log_warn("redis reply failed: %s", c->errstr);
+			kv_close();
+			return -1;
+		}
+		if (((redisReply *)reply)->type == REDIS_REPLY_ERROR)
+			log_warn("redis error reply: %s", ((redisReply *)reply)->str);
+		freeReplyObject(reply);
+		pending_replies--;
+	}
+	return 0;
 }
 
 static redisContext *

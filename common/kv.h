@@ -36,5 +36,10 @@ void kv_forget_after_fork(void);
  * With a non-NULL arena the reply is freed at reset; otherwise the caller frees it.
  */
 redisReply *kv_command(struct arena *a, const char *fmt, ...);
+/*
+ * Sends one command without waiting for its reply (fire and forget: liveness SETs on the hot
+ * path); the reply is read and dropped before the next command. Returns 0 or -1.
+ */
+int kv_send(const char *fmt, ...);
 
 #endif

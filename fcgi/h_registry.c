@@ -64,33 +64,30 @@ static const char hb_update_sql[] =
     "status = $8::workspace_status, updated_at = now() WHERE id = $1::uuid";
 
 /*
- * The hot path in one statement: lock the row, remember its task, write the counters, unless
- * its status would transition ($8 lists those), which takes the transactional path instead.
- */
-/*
- * The counters a heartbeat writes are soft state, refreshed every few seconds: this statement
- * commits without waiting for the WAL flush (synchronous_commit off for its own transaction
- * only). A crash loses at most the last fraction of a second of counters, never a status
- * change: transitions take the locked path below, which commits durably (ADR 003).
+ * The steady state in one prepared statement: same task, no status transition, and the bearer
+ * is one of the workspace's live tokens (or it has none: lazy bootstrap). Anything else
+ * updates nothing and takes the careful path below. The counters are soft state, refreshed
+ * every few seconds: this transaction alone commits without waiting for the WAL flush (ADR
+ * 003); a crash loses at most the last fraction of a second of counters, never a status
+ * change, which the careful path commits durably. last_used_at moves at most once a minute.
  */
 static const char hb_fast_sql[] =
     "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)), "
-    /* The lazy-bootstrap check (tokens.c) folded in: one round trip per heartbeat. */
-    "live AS (SELECT t.id, t.token_hash, t.last_used_at FROM workspace_auth_tokens t "
-    "  JOIN workspaces lw ON lw.id = t.workspace_id "
-    "  WHERE t.workspace_id = $1::uuid AND t.revoked_at IS NULL AND lw.status <> 'removed'), "
-    "hit AS (SELECT id, last_used_at FROM live WHERE token_hash = decode($9, 'hex')), "
-    "auth AS (SELECT (SELECT count(*) FROM live) AS nlive, (SELECT count(*) FROM hit) AS nhit), "
-    "bump AS (UPDATE workspace_auth_tokens SET last_used_at = now() WHERE id IN "
-    "  (SELECT id FROM hit WHERE last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')), "
-    "prev AS (SELECT w.id, COALESCE(w.current_task, '') AS task FROM workspaces w, auth "
-    "  WHERE w.id = $1::uuid AND w.status <> 'removed' AND w.status::text <> ALL ($8::text[]) "
-    "  AND (auth.nlive = 0 OR auth.nhit = 1) FOR UPDATE OF w), "
+    "bump AS (UPDATE workspace_auth_tokens SET last_used_at = now() "
+    "  WHERE token_hash = decode($9, 'hex') AND workspace_id = $1::uuid AND revoked_at IS NULL "
+    "  AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')), "
     "upd AS (UPDATE workspaces w SET last_heartbeat_at = now(), last_error_rate = $2::float8, "
-    "  last_sample_error = $3, active_tasks = $4::int, uptime_seconds = $5::int, current_task = $6, "
+    "  last_sample_error = $3, active_tasks = $4::int, uptime_seconds = $5::int, "
     "  monthly_spend = CASE WHEN $7::bigint > 0 THEN $7::bigint ELSE w.monthly_spend END, "
-    "  updated_at = now() FROM prev, async WHERE w.id = prev.id RETURNING prev.task) "
-    "SELECT auth.nlive, auth.nhit, (SELECT count(*) FROM upd), (SELECT task FROM upd) FROM auth";
+    "  updated_at = now() FROM async "
+    "  WHERE w.id = $1::uuid AND w.status <> 'removed' AND w.status::text <> ALL ($8::text[]) "
+    "  AND COALESCE(w.current_task, '') = $6 "
+    "  AND (EXISTS (SELECT 1 FROM workspace_auth_tokens t WHERE t.token_hash = decode($9, 'hex') "
+    "    AND t.workspace_id = w.id AND t.revoked_at IS NULL) "
+    "  OR NOT EXISTS (SELECT 1 FROM workspace_auth_tokens t WHERE t.workspace_id = w.id "
+    "    AND t.revoked_at IS NULL)) "
+    "  RETURNING 1) "
+    "SELECT count(*) FROM upd";
 
 /*
  * An unknown id creates a root workspace (reference behaviour agents rely on); removed rows
@@ -250,16 +247,15 @@ h_registry_heartbeat(struct req *r)
 	res = db_exec(r->arena, hb_fast_sql, 9, params);
 	if (res == NULL)
 		return db_failed(r, "failed to update");
-	/* The lazy bootstrap, answered by the same statement: live tokens need one of them. */
-	if (atoi(PQgetvalue(res, 0, 0)) > 0 && atoi(PQgetvalue(res, 0, 1)) != 1)
-		return resp_error(r, 401, tok == NULL ? "missing workspace auth token" :
-		    "invalid workspace auth token", NULL);
-	if (atoi(PQgetvalue(res, 0, 2)) == 1) {
-		heartbeat_broadcast(r, &hb, db_value(res, 0, 3));
+	if (atoi(PQgetvalue(res, 0, 0)) == 1) {
+		/* Same task as stored: no TASK_UPDATED. */
+		heartbeat_broadcast(r, &hb, hb.current_task);
 		set_online(r, hb.id);
 		return resp_text(r, 200, "application/json; charset=utf-8", ok, sizeof(ok) - 1);
 	}
-	/* Unknown, removed, or due for a status transition. */
+	/* Unknown, removed, a new task, a status transition, or a bearer to check. */
+	if (guard_lazy_bootstrap(r, hb.id, "workspace", 0) < 0)
+		return -1;
 	switch (heartbeat_locked(r, &hb, params, &old_task)) {
 	case -1:
 		return db_failed(r, "failed to update");
@@ -595,8 +591,8 @@ heartbeat_event_recent(const char *id, int64_t window_ms)
 static void
 set_online(struct req *r, const char *id)
 {
-	freeReplyObject(kv_command(NULL, "SET ws:%s online EX %lld", id,
-	    (long long)r->conf->liveness_ttl_s));
+	/* Not waiting for "+OK" saves a context switch on every heartbeat. */
+	kv_send("SET ws:%s online EX %lld", id, (long long)r->conf->liveness_ttl_s);
 }
 
 /* 503 when the database is unreachable, else 500 with the route's message. Always -1. */
