@@ -1,16 +1,17 @@
 -- registry.lua: wrk request generator for the registry benchmarks.
--- Reads "id token" lines from BENCH_IDS (a file) and cycles through them, one workspace per request.
+-- Reads "id token sibling" lines from BENCH_IDS and cycles through them, one workspace per request.
 -- BENCH_MODE selects the request: heartbeat | register | discover | hello.
-local ids, toks = {}, {}
+local ids, toks, sibs = {}, {}, {}
 local mode = os.getenv("BENCH_MODE") or "heartbeat"
 local n = 0
 
 local f = assert(io.open(os.getenv("BENCH_IDS"), "r"))
 for line in f:lines() do
-	local id, tok = line:match("^(%S+)%s+(%S+)$")
+	local id, tok, sib = line:match("^(%S+)%s+(%S+)%s*(%S*)$")
 	if id then
 		ids[#ids + 1] = id
 		toks[#toks + 1] = tok
+		sibs[#sibs + 1] = sib ~= "" and sib or id
 	end
 end
 f:close()
@@ -28,7 +29,7 @@ function request()
 			.. '"agent_card":{"name":"bench","skills":[]}}'
 		return wrk.format("POST", "/registry/register", hdr, body)
 	elseif mode == "discover" then
-		local target = ids[(k % #ids) + 1]
+		local target = sibs[k]
 		hdr["X-Workspace-ID"] = ids[k]
 		return wrk.format("GET", "/registry/discover/" .. target, hdr)
 	end

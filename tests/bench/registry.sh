@@ -7,7 +7,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 BIN_DIR="${BIN_DIR:-$repo/build}"
-DURATION="${BENCH_DURATION:-10}"
+DURATION="${BENCH_DURATION:-15}"
 CONNS="${BENCH_CONNECTIONS:-32}"
 THREADS="${BENCH_THREADS:-2}"
 NWS="${BENCH_WORKSPACES:-1000}"
@@ -48,7 +48,9 @@ SELECT md5(n::text)::uuid, sha256(convert_to(rpad(md5('tok' || n) || md5('tok2' 
        left(md5('tok' || n), 8)
 FROM generate_series(1, $NWS) n;
 SQL
-psql "$DATABASE_URL" -Atq -F " " -c "SELECT md5(n::text)::uuid, rpad(md5('tok' || n) || md5('tok2' || n), 43, 'x')
+# id, token, and a sibling (the next child of the same root) as the discover target.
+psql "$DATABASE_URL" -Atq -F " " -c "SELECT md5(n::text)::uuid, rpad(md5('tok' || n) || md5('tok2' || n), 43, 'x'),
+	md5((((n - 1) / 100) * 100 + 2 + ((n - ((n - 1) / 100) * 100 - 2 + 1) % 99))::text)::uuid
 	FROM generate_series(1, $NWS) n WHERE n % 100 <> 1" >"$run/ids.txt"
 export BENCH_IDS="$run/ids.txt"
 
