@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/db.h"
 #include "common/events.h"
@@ -53,7 +54,9 @@ static int heartbeat_locked(struct req *r, const struct heartbeat *hb, const cha
     const char **old_task);
 static void heartbeat_broadcast(struct req *r, const struct heartbeat *hb, const char *old_task);
 static int heartbeat_event_recent(const char *id, int64_t window_ms);
-static void set_online(struct req *r, const char *id);
+static void set_online(struct req *r, const char *id, int force);
+static int liveness_fresh(struct req *r, const char *id);
+static void liveness_check_epoch(void);
 static int db_failed(struct req *r, const char *msg);
 
 /* The counters every heartbeat writes; $8 is the status to leave (or put) the row in. */
@@ -184,7 +187,7 @@ h_registry_register(struct req *r)
 	if (db_commit(r->arena) < 0)
 		return db_failed(r, "registration failed");
 
-	set_online(r, id);
+	set_online(r, id, 1);
 	freeReplyObject(kv_command(NULL, "SET ws:%s:url %s EX %d", id, stored_url, URL_CACHE_TTL));
 	freeReplyObject(kv_command(NULL, "SET ws:%s:internal_url %s EX %d", id, url, URL_CACHE_TTL));
 
@@ -250,7 +253,7 @@ h_registry_heartbeat(struct req *r)
 	if (atoi(PQgetvalue(res, 0, 0)) == 1) {
 		/* Same task as stored: no TASK_UPDATED. */
 		heartbeat_broadcast(r, &hb, hb.current_task);
-		set_online(r, hb.id);
+		set_online(r, hb.id, 0);
 		return resp_text(r, 200, "application/json; charset=utf-8", ok, sizeof(ok) - 1);
 	}
 	/* Unknown, removed, a new task, a status transition, or a bearer to check. */
@@ -260,7 +263,7 @@ h_registry_heartbeat(struct req *r)
 	case -1:
 		return db_failed(r, "failed to update");
 	case 1:
-		set_online(r, hb.id);
+		set_online(r, hb.id, 1);
 		break;
 	default:
 		break;	/* unknown or removed: 200 like the reference */
@@ -587,12 +590,81 @@ heartbeat_event_recent(const char *id, int64_t window_ms)
 /*
  * Liveness key ws:<id> (schema.md §5). SET, not EXPIRE: a key lost to a Redis restart or
  * FLUSHALL comes back with the next heartbeat. Best effort: kv logs a failure.
+ * A steady heartbeat (force=0) skips the SET when this worker refreshed the key less than a
+ * sixth of its TTL ago: the key then never runs below 5/6 of its TTL while heartbeats come,
+ * and Redis is spared a write per heartbeat (ADR 003). Register and transitions always SET.
  */
 static void
-set_online(struct req *r, const char *id)
+set_online(struct req *r, const char *id, int force)
 {
-	/* Not waiting for "+OK" saves a context switch on every heartbeat. */
+	if (!force && liveness_fresh(r, id))
+		return;
+	/* Not waiting for "+OK" saves a context switch. */
 	kv_send("SET ws:%s online EX %lld", id, (long long)r->conf->liveness_ttl_s);
+}
+
+#define LIVENESS_SLOTS 4096
+#define LIVENESS_EPOCH_KEY "molecule:liveness:epoch"
+
+static struct {
+	char id[40];
+	int64_t set_ms;
+} liveness_slots[LIVENESS_SLOTS];
+static char liveness_epoch[40];
+static int64_t liveness_epoch_checked_ms;
+
+/*
+ * 1 when this worker SET ws:<id> recently enough to skip it now; records the SET otherwise.
+ * A direct-mapped cache: a collision only costs an extra SET.
+ */
+static int
+liveness_fresh(struct req *r, const char *id)
+{
+	uint64_t h = 1469598103934665603ULL;
+	const unsigned char *c;
+	int64_t now = now_mono_ms(), window = r->conf->liveness_ttl_s * 1000 / 6;
+	size_t i;
+
+	liveness_check_epoch();
+	for (c = (const unsigned char *)id; *c != '\0'; c++)
+		h = (h ^ *c) * 1099511628211ULL;
+	i = (size_t)(h % LIVENESS_SLOTS);
+	if (strcmp(liveness_slots[i].id, id) == 0 && now - liveness_slots[i].set_ms < window)
+		return 1;
+	snprintf(liveness_slots[i].id, sizeof(liveness_slots[i].id), "%s", id);
+	liveness_slots[i].set_ms = now;
+	return 0;
+}
+
+/*
+ * A wiped Redis (FLUSHALL, restart) must not wait out the skip window: once a second this
+ * worker reads an epoch key; when it is gone or changed, the cache is forgotten (and a fresh
+ * epoch written), so the next heartbeat of every workspace SETs its key again.
+ */
+static void
+liveness_check_epoch(void)
+{
+	int64_t now = now_mono_ms();
+	redisReply *rep;
+	char fresh[40];
+
+	if (now - liveness_epoch_checked_ms < 1000 && liveness_epoch[0] != '\0')
+		return;
+	liveness_epoch_checked_ms = now;
+	rep = kv_command(NULL, "GET %s", LIVENESS_EPOCH_KEY);
+	if (rep != NULL && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, liveness_epoch) == 0) {
+		freeReplyObject(rep);
+		return;
+	}
+	memset(liveness_slots, 0, sizeof(liveness_slots));
+	if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+		snprintf(liveness_epoch, sizeof(liveness_epoch), "%s", rep->str);
+	} else {
+		snprintf(fresh, sizeof(fresh), "%d-%lld", (int)getpid(), (long long)now_wall_ms());
+		freeReplyObject(kv_command(NULL, "SET %s %s NX", LIVENESS_EPOCH_KEY, fresh));
+		liveness_epoch[0] = '\0';	/* read back (ours or a racer's) at the next check */
+	}
+	freeReplyObject(rep);
 }
 
 /* 503 when the database is unreachable, else 500 with the route's message. Always -1. */
