@@ -127,7 +127,7 @@ lint: ## cppcheck and shellcheck
 	# json-c's foreach macro is opaque to cppcheck without its headers.
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--suppress=unknownMacro:fcgi/resp.c -I. common fcgi workers
-	shellcheck tests/*.sh tests/bench/*.sh tests/fuzz/*.sh .ci/run
+	shellcheck -x tests/*.sh tests/bench/*.sh tests/fuzz/*.sh .ci/run
 
 clean: ## remove build outputs
 	rm -rf build build-san build-fuzz

@@ -218,8 +218,7 @@ on_notice(void *arg, const char *msg)
 static const char *
 prepared_name(PGconn *c, const char *sql, int nparams)
 {
-	uint64_t h = 1469598103934665603ULL;
-	const unsigned char *p;
+	uint64_t h;
 	struct prepared *e;
 	PGresult *res;
 	size_t i;
@@ -227,8 +226,7 @@ prepared_name(PGconn *c, const char *sql, int nparams)
 
 	if (nparams == 0)
 		return NULL;
-	for (p = (const unsigned char *)sql; *p != '\0'; p++)
-		h = (h ^ *p) * 1099511628211ULL;
+	h = hash_str(sql);
 	for (i = 0; i < nprepared; i++)
 		if (prepared[i].hash == h && strcmp(prepared[i].sql, sql) == 0)
 			return prepared[i].name;

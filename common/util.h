@@ -40,6 +40,9 @@ int str_has_prefix(const char *s, const char *prefix);
 /* Constant-time equality of two NUL-terminated strings (length leaks, content does not). */
 int str_eq_ct(const char *a, const char *b);
 
+/* FNV-1a of a string: for the small in-process caches (not for anything an attacker keys). */
+uint64_t hash_str(const char *s);
+
 /* 1 when s is a canonical 8-4-4-4-12 hex UUID (any case). */
 int is_uuid(const char *s);
 

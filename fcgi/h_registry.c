@@ -570,15 +570,13 @@ heartbeat_event_recent(const char *id, int64_t window_ms)
 		char id[40];
 		int64_t ms;
 	} slots[1024];
-	uint64_t h = 1469598103934665603ULL;
-	const unsigned char *c;
+	uint64_t h;
 	int64_t now = now_mono_ms();
 	size_t i;
 
 	if (window_ms <= 0)
 		return 0;
-	for (c = (const unsigned char *)id; *c != '\0'; c++)
-		h = (h ^ *c) * 1099511628211ULL;
+	h = hash_str(id);
 	i = (size_t)(h % (sizeof(slots) / sizeof(slots[0])));
 	if (strcmp(slots[i].id, id) == 0 && now - slots[i].ms < window_ms)
 		return 1;
@@ -620,14 +618,12 @@ static int64_t liveness_epoch_checked_ms;
 static int
 liveness_fresh(struct req *r, const char *id)
 {
-	uint64_t h = 1469598103934665603ULL;
-	const unsigned char *c;
+	uint64_t h;
 	int64_t now = now_mono_ms(), window = r->conf->liveness_ttl_s * 1000 / 6;
 	size_t i;
 
 	liveness_check_epoch();
-	for (c = (const unsigned char *)id; *c != '\0'; c++)
-		h = (h ^ *c) * 1099511628211ULL;
+	h = hash_str(id);
 	i = (size_t)(h % LIVENESS_SLOTS);
 	if (strcmp(liveness_slots[i].id, id) == 0 && now - liveness_slots[i].set_ms < window)
 		return 1;

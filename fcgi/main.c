@@ -21,12 +21,15 @@
 #include "common/liveness.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "common/sig.h"
 #include "common/util.h"
 #include "fcgi/metrics.h"
 #include "fcgi/router.h"
 #include "fcgi/worker.h"
 
 #define MAX_WORKERS 256
+
+static const int master_signals[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
 
 struct master {
 	struct conf conf;
@@ -42,16 +45,12 @@ struct master {
 	int64_t next_beat_ms;
 };
 
-static void on_signal(int sig);
-static void install_signals(sigset_t *blocked);
 static int open_socket(const char *path, int backlog);
 static void reap(struct master *m, int64_t now);
 static void converge(struct master *m, int64_t now);
 static void roll_step(struct master *m, int64_t now);
 static void reload(struct master *m);
 static void usage(void);
-
-static volatile sig_atomic_t got_chld, got_term, got_hup;
 
 int
 main(int argc, char **argv)
@@ -86,7 +85,7 @@ main(int argc, char **argv)
 	m.restarts = rs ? atoi(rs) : 0;
 
 	FCGX_Init();
-	install_signals(&blocked);
+	sig_setup(master_signals, NELEM(master_signals), NULL, 0, &blocked);
 	m.wargs.conf = &m.conf;
 	m.wargs.listen_fd = open_socket(m.conf.fcgi_socket, (int)m.conf.listen_backlog);
 	if (metrics_init(nroutes) < 0)
@@ -104,18 +103,18 @@ main(int argc, char **argv)
 	sigemptyset(&none);
 	while (!m.stopping || proc_any_alive(m.slots, MAX_WORKERS)) {
 		now = now_mono_ms();
-		if (got_chld) {
-			got_chld = 0;
+		if (sig_chld) {
+			sig_chld = 0;
 			reap(&m, now);
 		}
-		if (got_term && !m.stopping) {
+		if (sig_term && !m.stopping) {
 			log_info("stopping: draining %zu workers", m.nworkers);
 			m.stopping = 1;
 			for (i = 0; i < MAX_WORKERS; i++)
 				proc_stop(&m.slots[i], now, m.conf.stop_timeout_s * 1000);
 		}
-		if (got_hup) {
-			got_hup = 0;
+		if (sig_hup) {
+			sig_hup = 0;
 			if (!m.stopping)
 				reload(&m);
 		}
@@ -137,39 +136,6 @@ main(int argc, char **argv)
 	conf_free(&m.conf);
 	kv_close();
 	return 0;
-}
-
-static void
-on_signal(int sig)
-{
-	if (sig == SIGCHLD)
-		got_chld = 1;
-	else if (sig == SIGHUP)
-		got_hup = 1;
-	else
-		got_term = 1;
-}
-
-static void
-install_signals(sigset_t *blocked)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_signal;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigemptyset(blocked);
-	sigaddset(blocked, SIGCHLD);
-	sigaddset(blocked, SIGTERM);
-	sigaddset(blocked, SIGINT);
-	sigaddset(blocked, SIGHUP);
-	sigprocmask(SIG_BLOCK, blocked, NULL);
 }
 
 /* Opens the listening socket once, before forking: every worker accepts on the same fd. */

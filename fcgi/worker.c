@@ -17,16 +17,15 @@
 #include "common/kv.h"
 #include "common/liveness.h"
 #include "common/log.h"
+#include "common/sig.h"
 #include "common/util.h"
 #include "fcgi/dispatch.h"
 
-static void on_stop(int sig);
-static void on_tick(int sig);
-static void install_signals(sigset_t *blocked);
 static long read_body(void *src, char *buf, size_t len);
+static void drain_stdin(FCGX_Stream *in);
 
-static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t tick_due;
+static const int worker_signals[] = { SIGTERM, SIGINT, SIGALRM };
+static const int worker_ignored[] = { SIGHUP };
 
 int
 worker_main(struct proc *p, void *args)
@@ -48,7 +47,9 @@ worker_main(struct proc *p, void *args)
 	/* The master's Redis context came with fork(): never share it. */
 	kv_forget_after_fork();
 	db_forget_after_fork();
-	install_signals(&blocked);
+	/* SIGHUP belongs to the master (it rolls the workers); a worker ignores it. */
+	sig_setup(worker_signals, NELEM(worker_signals), worker_ignored, NELEM(worker_ignored),
+	    &blocked);
 	memset(&every, 0, sizeof(every));
 	every.it_interval.tv_sec = c->heartbeat_interval_s;
 	every.it_value.tv_sec = c->heartbeat_interval_s;
@@ -59,13 +60,13 @@ worker_main(struct proc *p, void *args)
 		return PROC_EXIT_FATAL;
 	}
 	liveness_beat(p->name, getpid(), p->restarts);
-	while (!stop_requested) {
+	while (!sig_term) {
 		/* Signals are delivered only while waiting for a connection, never mid-request. */
 		sigprocmask(SIG_UNBLOCK, &blocked, NULL);
-		rc = (stop_requested || tick_due) ? -EINTR : FCGX_Accept_r(&rq);
+		rc = (sig_term || sig_alrm) ? -EINTR : FCGX_Accept_r(&rq);
 		sigprocmask(SIG_BLOCK, &blocked, NULL);
-		if (tick_due) {
-			tick_due = 0;
+		if (sig_alrm) {
+			sig_alrm = 0;
 			liveness_beat(p->name, getpid(), p->restarts);
 		}
 		if (rc < 0) {
@@ -77,6 +78,7 @@ worker_main(struct proc *p, void *args)
 		}
 		out = dispatch(&arena, c, rq.envp, read_body, rq.in, &len);
 		FCGX_PutStr(out, (int)len, rq.out);
+		drain_stdin(rq.in);
 		FCGX_Finish_r(&rq);
 		arena_reset(&arena);
 		if (c->max_requests > 0 && ++served >= c->max_requests) {
@@ -91,41 +93,23 @@ worker_main(struct proc *p, void *args)
 	return 0;
 }
 
+/*
+ * Reads what is left of the request body up to its end-of-stream record. Closing the
+ * connection with bytes still unread would reset it while nginx may still be writing the
+ * body's last record, and nginx would answer 502 although our response had been sent.
+ */
 static void
-install_signals(sigset_t *blocked)
+drain_stdin(FCGX_Stream *in)
 {
-	struct sigaction sa;
+	char buf[8192];
+	long total = 0;
+	int n;
 
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: accept() must return EINTR so the loop sees the flag. */
-	sa.sa_handler = on_stop;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_tick;
-	sigaction(SIGALRM, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigemptyset(blocked);
-	sigaddset(blocked, SIGTERM);
-	sigaddset(blocked, SIGINT);
-	sigaddset(blocked, SIGALRM);
-	sigprocmask(SIG_BLOCK, blocked, NULL);
-}
-
-static void
-on_stop(int sig)
-{
-	UNUSED(sig);
-	stop_requested = 1;
-}
-
-static void
-on_tick(int sig)
-{
-	UNUSED(sig);
-	tick_due = 1;
+	while ((n = FCGX_GetStr(buf, sizeof(buf), in)) > 0) {
+		total += n;
+		if (total > 64L * 1024 * 1024)
+			break;
+	}
 }
 
 static long

@@ -27,6 +27,7 @@
 #include "common/kv.h"
 #include "common/liveness.h"
 #include "common/log.h"
+#include "common/sig.h"
 #include "common/proc.h"
 #include "common/util.h"
 
@@ -84,8 +85,6 @@ struct bc {
 };
 
 static void setup(struct bc *b, int argc, char **argv);
-static void install_signals(sigset_t *blocked);
-static void on_signal(int sig);
 static void run(struct bc *b, const sigset_t *none);
 static void beat(struct bc *b, int64_t now);
 static int subscribe(struct bc *b);
@@ -108,7 +107,8 @@ static int is_lower_uuid(const char *s);
 static void usage(void);
 
 
-static volatile sig_atomic_t got_term;
+static const int bc_signals[] = { SIGTERM, SIGINT };
+static const int bc_ignored[] = { SIGHUP };
 
 int
 main(int argc, char **argv)
@@ -119,7 +119,7 @@ main(int argc, char **argv)
 	memset(&b, 0, sizeof(b));
 	log_set_name(NAME);
 	setup(&b, argc, argv);
-	install_signals(&blocked);
+	sig_setup(bc_signals, NELEM(bc_signals), bc_ignored, NELEM(bc_ignored), &blocked);
 	sigemptyset(&none);
 	log_info("relaying %s to nchan at %s", EVENTS_CHANNEL, b.nchan_socket);
 	run(&b, &none);
@@ -190,33 +190,6 @@ setup(struct bc *b, int argc, char **argv)
 	curl_easy_setopt(b->curl, CURLOPT_ERRORBUFFER, b->curl_err);
 }
 
-static void
-install_signals(sigset_t *blocked)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	/* Blocked except inside ppoll: a signal between the check and the wait is not lost. */
-	sigemptyset(blocked);
-	sigaddset(blocked, SIGTERM);
-	sigaddset(blocked, SIGINT);
-	sigprocmask(SIG_BLOCK, blocked, NULL);
-}
-
-static void
-on_signal(int sig)
-{
-	UNUSED(sig);
-	got_term = 1;
-}
-
 /*
  * The loop: beat, (re)subscribe with backoff, wait for the subscriber socket until the next
  * beat or reconnect is due. poll() before reading means an idle channel never times out.
@@ -229,7 +202,7 @@ run(struct bc *b, const sigset_t *none)
 	int64_t now, wake;
 	int n;
 
-	while (!got_term) {
+	while (!sig_term) {
 		now = now_mono_ms();
 		beat(b, now);
 		if (b->sub == NULL && now >= b->next_connect_ms && subscribe(b) < 0) {
@@ -426,13 +399,11 @@ relay(struct bc *b, const char *envelope, size_t len)
 static int
 heartbeat_superseded(struct bc *b, const char *workspace_id)
 {
-	uint64_t h = 1469598103934665603ULL;
-	const unsigned char *p;
+	uint64_t h;
 	struct hb_slot *s;
 	int64_t now = now_mono_ms();
 
-	for (p = (const unsigned char *)workspace_id; *p != '\0'; p++)
-		h = (h ^ *p) * 1099511628211ULL;
+	h = hash_str(workspace_id);
 	s = &b->hb[h % HEARTBEAT_SLOTS];
 	if (b->conf.heartbeat_event_interval_s == 0)
 		return 0;

@@ -20,9 +20,12 @@
 #include "common/log.h"
 #include "common/migrate.h"
 #include "common/proc.h"
+#include "common/sig.h"
 #include "common/util.h"
 
 #define DB_WAIT_S 30
+
+static const int sup_signals[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
 
 /* What the supervisor runs. A child that reloads itself on SIGHUP is sent one; others are restarted. */
 struct child_def {
@@ -63,10 +66,7 @@ static void reap(struct sup *s, int64_t now);
 static void reload(struct sup *s);
 static void roll_step(struct sup *s, int64_t now);
 static void find_bin_dir(struct sup *s, const char *argv0);
-static void on_signal(int sig);
 static void usage(void);
-
-static volatile sig_atomic_t got_chld, got_term, got_hup;
 
 int
 main(int argc, char **argv)
@@ -116,7 +116,6 @@ main(int argc, char **argv)
 static int
 cmd_supervise(struct sup *s)
 {
-	struct sigaction sa;
 	sigset_t blocked, none;
 	struct timespec tick = { 0, 250 * 1000000 };
 	PGconn *c;
@@ -141,21 +140,7 @@ cmd_supervise(struct sup *s)
 	if (liveness_reset() < 0)
 		log_warn("redis unavailable: liveness will appear once it is back");
 
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_signal;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigemptyset(&blocked);
-	sigaddset(&blocked, SIGCHLD);
-	sigaddset(&blocked, SIGTERM);
-	sigaddset(&blocked, SIGINT);
-	sigaddset(&blocked, SIGHUP);
-	sigprocmask(SIG_BLOCK, &blocked, NULL);
+	sig_setup(sup_signals, NELEM(sup_signals), NULL, 0, &blocked);
 	sigemptyset(&none);
 
 	for (i = 0; i < NCHILDREN; i++)
@@ -163,18 +148,18 @@ cmd_supervise(struct sup *s)
 	log_info("supervising %zu processes from %s", NCHILDREN, s->bin_dir);
 	while (!s->stopping || proc_any_alive(s->procs, NCHILDREN)) {
 		now = now_mono_ms();
-		if (got_chld) {
-			got_chld = 0;
+		if (sig_chld) {
+			sig_chld = 0;
 			reap(s, now);
 		}
-		if (got_term && !s->stopping) {
+		if (sig_term && !s->stopping) {
 			log_info("stopping every process");
 			s->stopping = 1;
 			for (i = 0; i < NCHILDREN; i++)
 				proc_stop(&s->procs[i], now, s->conf.stop_timeout_s * 1000);
 		}
-		if (got_hup) {
-			got_hup = 0;
+		if (sig_hup) {
+			sig_hup = 0;
 			if (!s->stopping)
 				reload(s);
 		}
@@ -369,17 +354,6 @@ find_bin_dir(struct sup *s, const char *self)
 		fatal("cannot find my own binary: %s", strerror(errno));
 	exe[n] = '\0';
 	snprintf(s->bin_dir, sizeof(s->bin_dir), "%s", dirname(exe));
-}
-
-static void
-on_signal(int sig)
-{
-	if (sig == SIGCHLD)
-		got_chld = 1;
-	else if (sig == SIGHUP)
-		got_hup = 1;
-	else
-		got_term = 1;
 }
 
 static void

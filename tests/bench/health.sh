@@ -3,46 +3,15 @@
 # hello-world behind a copy of the same nginx config; also the API workers' RSS over the run.
 # Prints a table and rewrites the "health benchmark" section of docs/performance.md.
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/../.." && pwd)"
-BIN_DIR="${BIN_DIR:-$repo/build}"
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 DURATION="${BENCH_DURATION:-10}"
 CONNS="${BENCH_CONNECTIONS:-32}"
 THREADS="${BENCH_THREADS:-2}"
 MIN_REQUESTS="${BENCH_MIN_REQUESTS:-100000}"
 
-run="$(mktemp -d /tmp/molecule-bench-XXXXXX)"
-chmod 755 "$run"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port="$(free_port)"
-hello_port="$(free_port)"
-export MOLECULE_RUN_DIR="$run" MOLECULE_HTTP_PORT="$port" BIN_DIR RATE_LIMIT=0 \
-	MOLECULE_ENV=bench MOLECULE_MAX_REQUESTS=0 MOLECULE_LOG_LEVEL=warn
-hello_pid=""
-cleanup() {
-	if [ -n "$hello_pid" ]; then kill "$hello_pid" 2>/dev/null || true; fi
-	if [ -f "$run/nginx-hello/nginx.pid" ]; then kill "$(cat "$run/nginx-hello/nginx.pid")" 2>/dev/null || true; fi
-	"$repo/tests/stack.sh" down >/dev/null 2>&1 || true
-	rm -rf "$run"
-}
-trap cleanup EXIT
-
-"$repo/tests/stack.sh" up >/dev/null
-workers="$(conf_workers=$(nproc); echo $((2 * conf_workers)))"
-
-# The baseline: the same nginx config, pointed at the hello-world socket on its own port.
-"$BIN_DIR/hello-fcgi" "$run/hello.sock" "$workers" &
-hello_pid=$!
-cp -r "$run/nginx" "$run/nginx-hello"
-find "$run/nginx-hello" -type f -name '*.conf' -exec sed -i \
-	-e "s#$run/api.sock#$run/hello.sock#g" \
-	-e "s#$run/nginx/#$run/nginx-hello/#g" \
-	-e "s#:$port\\b#:$hello_port#g" \
-	-e "s#$run/nchan.sock#$run/nchan-hello.sock#g" \
-	-e "s#nginx-error.log#nginx-hello-error.log#g" \
-	-e "s#nginx-access.log#nginx-hello-access.log#g" {} +
-for _ in $(seq 50); do [ -S "$run/hello.sock" ] && break; sleep 0.1; done
-nginx -p "$run/nginx-hello" -c "$run/nginx-hello/nginx.conf"
-for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$hello_port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+bench_stack_up
+bench_hello_up
 
 # Only this stack's workers: the children of its API master (the supervisor's molecule-api child).
 api_master="$(pgrep -P "$(cat "$run/moleculed.pid")" -x molecule-api)"
@@ -106,14 +75,4 @@ TABLE
 echo "$table"
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 
-doc="$repo/docs/performance.md"
-if [ -f "$doc" ] && grep -q '<!-- health-bench:start -->' "$doc"; then
-	{
-		sed '/<!-- health-bench:start -->/q' "$doc"
-		echo "Measured $(date -u +%Y-%m-%d) with \`make bench\` (\`wrk -t$THREADS -c$CONNS -d${DURATION}s\`, $(nproc) cores, $workers API workers):"
-		echo
-		echo "$table"
-		sed -n '/<!-- health-bench:end -->/,$p' "$doc"
-	} >"$doc.new"
-	mv "$doc.new" "$doc"
-fi
+bench_write_doc health-bench "Measured $(date -u +%Y-%m-%d) with \`make bench\` (\`wrk -t$THREADS -c$CONNS -d${DURATION}s\`, $(nproc) cores, $workers API workers):" "$table"

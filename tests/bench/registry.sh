@@ -5,34 +5,18 @@
 # the same concurrency; GET /workspaces latency with 1000 workspaces; register and discover rates.
 # Prints a table and rewrites the "registry benchmark" section of docs/performance.md.
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/../.." && pwd)"
-BIN_DIR="${BIN_DIR:-$repo/build}"
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 DURATION="${BENCH_DURATION:-15}"
 CONNS="${BENCH_CONNECTIONS:-32}"
 THREADS="${BENCH_THREADS:-2}"
 NWS="${BENCH_WORKSPACES:-1000}"
 
-run="$(mktemp -d /tmp/molecule-bench-XXXXXX)"
-chmod 755 "$run"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port="$(free_port)"
-hello_port="$(free_port)"
 admin="bench-admin-token-0123456789"
-export MOLECULE_RUN_DIR="$run" MOLECULE_HTTP_PORT="$port" BIN_DIR RATE_LIMIT=0 \
-	MOLECULE_ENV=bench MOLECULE_MAX_REQUESTS=0 MOLECULE_LOG_LEVEL=warn ADMIN_TOKEN="$admin"
-hello_pid=""
-cleanup() {
-	if [ -n "$hello_pid" ]; then kill "$hello_pid" 2>/dev/null || true; fi
-	if [ -f "$run/nginx-hello/nginx.pid" ]; then kill "$(cat "$run/nginx-hello/nginx.pid")" 2>/dev/null || true; fi
-	"$repo/tests/stack.sh" down >/dev/null 2>&1 || true
-	rm -rf "$run"
-}
-trap cleanup EXIT
-
-"$repo/tests/stack.sh" up >/dev/null
+export ADMIN_TOKEN="$admin"
+bench_stack_up
 # shellcheck disable=SC1091
 . "$run/stack.env"
-workers=$((2 * $(nproc)))
 
 # Workspaces md5(n)::uuid, each with a known token: 10 roots with 99 children each, so discovery
 # between siblings is allowed and the hierarchy looks like a real org.
@@ -55,16 +39,7 @@ psql "$DATABASE_URL" -Atq -F " " -c "SELECT md5(n::text)::uuid, rpad(md5('tok' |
 export BENCH_IDS="$run/ids.txt"
 
 # F: the hello-world behind a copy of the same nginx config.
-"$BIN_DIR/hello-fcgi" "$run/hello.sock" "$workers" &
-hello_pid=$!
-cp -r "$run/nginx" "$run/nginx-hello"
-find "$run/nginx-hello" -type f -name '*.conf' -exec sed -i \
-	-e "s#$run/api.sock#$run/hello.sock#g" -e "s#$run/nginx/#$run/nginx-hello/#g" \
-	-e "s#:$port\\b#:$hello_port#g" -e "s#$run/nchan.sock#$run/nchan-hello.sock#g" \
-	-e "s#nginx-error.log#nginx-hello-error.log#g" -e "s#nginx-access.log#nginx-hello-access.log#g" {} +
-for _ in $(seq 50); do [ -S "$run/hello.sock" ] && break; sleep 0.1; done
-nginx -p "$run/nginx-hello" -c "$run/nginx-hello/nginx.conf"
-for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$hello_port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+bench_hello_up
 
 wrk_run() { # mode url conns -> "requests rps p50 p99 non2xx"
 	BENCH_MODE="$1" wrk -t"$THREADS" -c"$3" -d"${DURATION}s" --latency -s "$repo/tests/bench/registry.lua" "$2" >"$run/wrk.out" 2>&1
@@ -124,14 +99,4 @@ TABLE
 )"
 echo "$table"
 
-doc="$repo/docs/performance.md"
-if [ -f "$doc" ] && grep -q '<!-- registry-bench:start -->' "$doc"; then
-	{
-		sed '/<!-- registry-bench:start -->/q' "$doc"
-		echo "Measured $(date -u +%Y-%m-%d) with \`tests/bench/registry.sh\` (\`wrk -t$THREADS -c$CONNS -d${DURATION}s\`, pgbench \`-c$CONNS -j$THREADS -T$DURATION\`, $(nproc) cores, $workers API workers, $NWS workspaces):"
-		echo
-		echo "$table"
-		sed -n '/<!-- registry-bench:end -->/,$p' "$doc"
-	} >"$doc.new"
-	mv "$doc.new" "$doc"
-fi
+bench_write_doc registry-bench "Measured $(date -u +%Y-%m-%d) with \`tests/bench/registry.sh\` (\`wrk -t$THREADS -c$CONNS -d${DURATION}s\`, pgbench \`-c$CONNS -j$THREADS -T$DURATION\`, $(nproc) cores, $workers API workers, $NWS workspaces):" "$table"
