@@ -139,6 +139,19 @@ str_eq_ct(const char *a, const char *b)
 	return CRYPTO_memcmp(a, b, la) == 0;
 }
 
+int
+is_lower_uuid(const char *s)
+{
+	const char *p;
+
+	if (!is_uuid(s))
+		return 0;
+	for (p = s; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'F')
+			return 0;
+	return 1;
+}
+
 uint64_t
 hash_str(const char *s)
 {

@@ -45,5 +45,7 @@ uint64_t hash_str(const char *s);
 
 /* 1 when s is a canonical 8-4-4-4-12 hex UUID (any case). */
 int is_uuid(const char *s);
+/* 1 when s is a UUID in PostgreSQL's canonical lowercase text (what channel names are built from). */
+int is_lower_uuid(const char *s);
 
 #endif

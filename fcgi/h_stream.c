@@ -16,7 +16,6 @@ static int canvas_client(struct req *r, const char *tok);
 static int workspace_client(struct req *r, const char *id, const char *tok);
 static int workspace_live(struct req *r, const char *id);
 static int allow(struct req *r);
-static int is_canonical_uuid(const char *s);
 static const char *nonempty(const char *s);
 
 /*
@@ -36,7 +35,11 @@ h_stream_ws_auth(struct req *r)
 	tok = req_bearer(r);
 	if (tok == NULL)
 		tok = nonempty(req_query(r, "token"));
-	if (id != NULL && !is_canonical_uuid(id))
+	/*
+	 * Lowercase only: nginx names the channel after the raw id and the broadcaster publishes
+	 * PostgreSQL's lowercase text, so "ABC..." would authorise a channel nobody feeds.
+	 */
+	if (id != NULL && !is_lower_uuid(id))
 		return resp_error(r, 400, "invalid workspace ID", NULL);
 	/* nginx says which channel it will subscribe to: it must be the one we authorise. */
 	channel = req_env(r, "STREAM_CHANNEL");
@@ -60,7 +63,7 @@ h_stream_sse_auth(struct req *r)
 	int live;
 
 	/* Before the guard: a malformed id must not reach the token queries as a uuid cast. */
-	if (id == NULL || !is_canonical_uuid(id))
+	if (id == NULL || !is_lower_uuid(id))
 		return resp_error(r, 400, "invalid workspace ID", NULL);
 	if (guard_check(r, GUARD_WORKSPACE) < 0)
 		return -1;
@@ -156,23 +159,6 @@ allow(struct req *r)
 	static const char body[] = "{\"status\":\"ok\"}";
 
 	return resp_text(r, 200, "application/json", body, sizeof(body) - 1);
-}
-
-/*
- * Lowercase 8-4-4-4-12 only: nginx names the channel after the raw id and the broadcaster
- * publishes PostgreSQL's lowercase text, so "ABC..." would authorise a channel nobody feeds.
- */
-static int
-is_canonical_uuid(const char *s)
-{
-	const char *p;
-
-	if (!is_uuid(s))
-		return 0;
-	for (p = s; *p != '\0'; p++)
-		if (*p >= 'A' && *p <= 'F')
-			return 0;
-	return 1;
 }
 
 static const char *

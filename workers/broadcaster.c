@@ -103,7 +103,6 @@ static void cl_init(struct channel_list *cl, const char *body, size_t len);
 static void cl_add(struct bc *b, struct channel_list *cl, const char *prefix, const char *id);
 static void cl_flush(struct bc *b, struct channel_list *cl);
 static void complain(struct bc *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int is_lower_uuid(const char *s);
 static void usage(void);
 
 
@@ -576,20 +575,6 @@ complain(struct bc *b, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_warn("%s", msg);
-}
-
-/* Channel names come from these: only PostgreSQL's canonical lowercase text is accepted. */
-static int
-is_lower_uuid(const char *s)
-{
-	const char *p;
-
-	if (!is_uuid(s))
-		return 0;
-	for (p = s; *p != '\0'; p++)
-		if (*p >= 'A' && *p <= 'F')
-			return 0;
-	return 1;
 }
 
 static void
