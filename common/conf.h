@@ -22,6 +22,9 @@ struct conf {
 	char *cors_origins;
 	char *external_platform_url;
 	char *nchan_publish_socket;	/* nginx's nchan publisher, for the broadcaster */
+	char *secrets_encryption_key;	/* static-key mode (crypt.c) */
+	char *kms_key_arn;		/* envelope mode */
+	char *kms_endpoint;
 	int64_t api_workers;		/* 0 = 2 x online cores */
 	int64_t max_requests;
 	int64_t max_body_bytes;
@@ -36,6 +39,7 @@ struct conf {
 	int64_t enable_test_tokens;
 	int64_t liveness_ttl_s;
 	int64_t heartbeat_event_interval_s;
+	int64_t kms_cache_ttl_s;
 };
 
 enum conf_type { CONF_STR, CONF_INT };
