@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/conf.h"
+#include "common/crypt.h"
 #include "common/db.h"
 #include "common/kv.h"
 #include "common/liveness.h"
@@ -81,6 +82,9 @@ main(int argc, char **argv)
 	db_configure(&m.conf);
 	if (kv_configure(&m.conf) < 0)
 		fatal("configuration: invalid redis_url");
+	/* Before fork: workers inherit the key material; KMS connections open in each worker. */
+	if (crypt_init(&m.conf, err, sizeof(err)) < 0)
+		fatal("secrets: %s", err);
 	rs = getenv("MOLECULE_RESTARTS");
 	m.restarts = rs ? atoi(rs) : 0;
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/conf.h"
+#include "common/crypt.h"
 #include "common/db.h"
 #include "common/kv.h"
 #include "common/liveness.h"
@@ -116,6 +117,7 @@ main(int argc, char **argv)
 static int
 cmd_supervise(struct sup *s)
 {
+	char err[512];
 	sigset_t blocked, none;
 	struct timespec tick = { 0, 250 * 1000000 };
 	PGconn *c;
@@ -123,6 +125,12 @@ cmd_supervise(struct sup *s)
 	size_t i;
 	int n;
 
+	/* Fail closed before anything starts: production needs a secrets key source. */
+	if (crypt_init(&s->conf, err, sizeof(err)) < 0) {
+		log_err("secrets: %s", err);
+		return PROC_EXIT_FATAL;
+	}
+	crypt_cleanup();
 	if (s->conf.migrate_on_start) {
 		c = wait_for_db(DB_WAIT_S);
 		if (c == NULL)

@@ -18,7 +18,7 @@ def fcgi_get(sock, path, extra=None):
 
 def start_api(tmp, extra):
     env = dict(os.environ)
-    env.update({"MOLECULE_FCGI_SOCKET": os.path.join(tmp, "api.sock"),
+    env.update({"MOLECULE_ENV": "test", "MOLECULE_FCGI_SOCKET": os.path.join(tmp, "api.sock"),
                 "REDIS_URL": "unix://%s/none.sock" % tmp, "ASAN_OPTIONS": "detect_leaks=0"})
     env.update(extra)
     log = open(os.path.join(tmp, "api.log"), "w+")
@@ -65,7 +65,7 @@ def test_redis_down_liveness_is_503_and_health_still_ok():
 
 def test_invalid_config_exits_2_with_reason():
     tmp = tempfile.mkdtemp(prefix="molecule-api-")
-    env = dict(os.environ, MOLECULE_API_WORKERS="lots", ASAN_OPTIONS="detect_leaks=0")
+    env = dict(os.environ, MOLECULE_API_WORKERS="lots", MOLECULE_ENV="test", ASAN_OPTIONS="detect_leaks=0")
     r = subprocess.run([os.path.join(BIN_DIR, "molecule-api")], env=env, capture_output=True, text=True, timeout=10)
     assert r.returncode == 2
     assert "MOLECULE_API_WORKERS" in r.stderr and "not a number" in r.stderr

@@ -185,7 +185,9 @@ def test_dev_hatch_opens_both_guards(dev_stack):
 
 @pytest.fixture(scope="module")
 def tenant_stack():
-    s = start_stack({"MOLECULE_ORG_ID": ORG_ID, "ADMIN_TOKEN": TENANT_ADMIN, "MOLECULE_ENV": "production"})
+    # Production refuses to start without a secrets key source.
+    s = start_stack({"MOLECULE_ORG_ID": ORG_ID, "ADMIN_TOKEN": TENANT_ADMIN, "MOLECULE_ENV": "production",
+                     "SECRETS_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})
     yield s
     problems = stop_stack(s)
     assert not problems, "\n".join(problems)

@@ -123,6 +123,7 @@ def run_supervisor(env_extra, seconds):
         "MOLECULE_FCGI_SOCKET": "%s/api.sock" % tmp,
         "MOLECULE_API_WORKERS": "1",
         "MOLECULE_STOP_TIMEOUT": "3",
+        "MOLECULE_ENV": "test",
         "ASAN_OPTIONS": "detect_leaks=0",
     })
     env.update(env_extra)
@@ -184,3 +185,30 @@ def test_supervisor_death_takes_children_along():
                  and open("/proc/%d/stat" % pid).read().split()[2] != "Z"]
         time.sleep(0.1)
     assert not alive, [comm(x) for x in alive]
+
+
+def test_production_without_a_secrets_key_refuses_to_start():
+    p, log = run_supervisor({"MOLECULE_ENV": "production", "SECRETS_ENCRYPTION_KEY": "",
+                             "KMS_KEY_ARN": ""}, 1.0)
+    try:
+        assert p.wait(timeout=10) == 2
+    finally:
+        if p.poll() is None:
+            p.kill()
+    log.seek(0)
+    text = log.read()
+    assert "no secrets key source" in text, text
+    assert "api: started" not in text
+
+
+def test_a_malformed_secrets_key_is_a_clear_start_up_error():
+    p, log = run_supervisor({"SECRETS_ENCRYPTION_KEY": "not-a-key"}, 1.0)
+    try:
+        assert p.wait(timeout=10) == 2
+    finally:
+        if p.poll() is None:
+            p.kill()
+    log.seek(0)
+    text = log.read()
+    assert "SECRETS_ENCRYPTION_KEY must be 32 bytes" in text, text
+    assert "not-a-key" not in text

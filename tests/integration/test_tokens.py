@@ -374,6 +374,7 @@ def test_test_token_is_off_in_production(stack, env_name, enable, expect):
     senv = stack.stack_env()
     env = dict(os.environ, MOLECULE_FCGI_SOCKET=sock, DATABASE_URL=senv["DATABASE_URL"],
                REDIS_URL=senv["REDIS_URL"], MOLECULE_ENV=env_name, MOLECULE_ENABLE_TEST_TOKENS=enable,
+               SECRETS_ENCRYPTION_KEY="AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
                ADMIN_TOKEN="prod-admin-token-123456", MOLECULE_API_WORKERS="1",
                ASAN_OPTIONS="detect_leaks=0")
     log = open(os.path.join(tmp, "api.log"), "w+")
