@@ -49,4 +49,15 @@ int h_activity_notify(struct req *r);
 int h_stream_ws_auth(struct req *r);
 int h_stream_sse_auth(struct req *r);
 
+/* secrets (h_secrets.c) */
+int h_secrets_list(struct req *r);
+int h_secrets_values(struct req *r);
+int h_secrets_set(struct req *r);
+int h_secrets_delete(struct req *r);
+int h_secrets_model_get(struct req *r);
+int h_secrets_model_put(struct req *r);
+int h_global_secrets_list(struct req *r);
+int h_global_secrets_set(struct req *r);
+int h_global_secrets_delete(struct req *r);
+
 #endif

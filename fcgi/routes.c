@@ -48,5 +48,21 @@ const struct route routes[] = {
 	/* nchan's authorize subrequests; nginx marks /internal/ internal-only. */
 	{ "GET", "/internal/ws-auth", GUARD_NONE, h_stream_ws_auth },
 	{ "GET", "/internal/sse-auth/:id", GUARD_NONE, h_stream_sse_auth },
+
+	/* secrets (h_secrets.c) */
+	{ "GET", "/workspaces/:id/secrets", GUARD_WORKSPACE, h_secrets_list },
+	{ "GET", "/workspaces/:id/secrets/values", GUARD_WORKSPACE, h_secrets_values },
+	{ "POST", "/workspaces/:id/secrets", GUARD_WORKSPACE, h_secrets_set },
+	{ "PUT", "/workspaces/:id/secrets", GUARD_WORKSPACE, h_secrets_set },
+	{ "DELETE", "/workspaces/:id/secrets/:key", GUARD_WORKSPACE, h_secrets_delete },
+	{ "GET", "/workspaces/:id/model", GUARD_WORKSPACE, h_secrets_model_get },
+	{ "PUT", "/workspaces/:id/model", GUARD_WORKSPACE, h_secrets_model_put },
+	{ "GET", "/settings/secrets", GUARD_ADMIN, h_global_secrets_list },
+	{ "PUT", "/settings/secrets", GUARD_ADMIN, h_global_secrets_set },
+	{ "POST", "/settings/secrets", GUARD_ADMIN, h_global_secrets_set },
+	{ "DELETE", "/settings/secrets/:key", GUARD_ADMIN, h_global_secrets_delete },
+	{ "GET", "/admin/secrets", GUARD_ADMIN, h_global_secrets_list },
+	{ "POST", "/admin/secrets", GUARD_ADMIN, h_global_secrets_set },
+	{ "DELETE", "/admin/secrets/:key", GUARD_ADMIN, h_global_secrets_delete },
 };
 const size_t nroutes = NELEM(routes);

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/migrate.h"
 #include "common/proc.h"
+#include "common/rotate.h"
 #include "common/sig.h"
 #include "common/util.h"
 
@@ -60,6 +61,7 @@ struct exec_args {
 
 static int cmd_supervise(struct sup *s);
 static int cmd_migrate(struct sup *s, int argc, char **argv);
+static int cmd_secrets(struct sup *s, int argc, char **argv);
 static PGconn *wait_for_db(int seconds);
 static int spawn_child(struct proc *p, void *arg);
 static void start_due(struct sup *s, int64_t now);
@@ -105,6 +107,8 @@ main(int argc, char **argv)
 	db_configure(&s.conf);
 	if (argc > 0 && strcmp(argv[0], "migrate") == 0)
 		rc = cmd_migrate(&s, argc - 1, argv + 1);
+	else if (argc > 0 && strcmp(argv[0], "secrets") == 0)
+		rc = cmd_secrets(&s, argc - 1, argv + 1);
 	else if (argc == 0) {
 		find_bin_dir(&s, "/proc/self/exe");
 		rc = cmd_supervise(&s);
@@ -223,6 +227,27 @@ cmd_migrate(struct sup *s, int argc, char **argv)
 	}
 out:
 	db_close();
+	return rc;
+}
+
+/* moleculed secrets rotate: re-encrypt every blob to the current mode/key (common/rotate.c). */
+static int
+cmd_secrets(struct sup *s, int argc, char **argv)
+{
+	char err[512];
+	PGconn *c;
+	int rc;
+
+	if (argc != 1 || strcmp(argv[0], "rotate") != 0)
+		usage();
+	if (crypt_init(&s->conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "moleculed: secrets rotate: %s\n", err);
+		return 1;
+	}
+	c = wait_for_db(5);
+	rc = c == NULL || rotate_secrets(c, 500, stdout) != 0;
+	db_close();
+	crypt_cleanup();
 	return rc;
 }
 
@@ -371,6 +396,7 @@ usage(void)
 	    "usage: moleculed [-c config]             run the supervisor\n"
 	    "       moleculed [-c config] -t          check the configuration\n"
 	    "       moleculed [-c config] migrate status|up|down N\n"
+	    "       moleculed [-c config] secrets rotate   re-encrypt every secret to the current key\n"
 	    "       moleculed config-docs             print the configuration reference\n");
 	exit(2);
 }
