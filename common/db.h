@@ -33,6 +33,10 @@ int db_begin(struct arena *a);
 int db_commit(struct arena *a);
 void db_rollback(void);
 int db_in_transaction(void);
+/* SQL rendering a timestamptz column as RFC 3339 UTC, trailing fractional zeros trimmed (Go's JSON). */
+#define DB_RFC3339(col) "rtrim(rtrim(to_char(" col " AT TIME ZONE 'UTC', " \
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '0'), '.') || 'Z'"
+
 /* A column value, or NULL when SQL NULL. */
 const char *db_value(const PGresult *res, int row, int col);
 /* SQLSTATE of the last failed statement ("" when none), e.g. "23505" for a unique violation. */

@@ -17,9 +17,6 @@
 #include "common/util.h"
 #include "fcgi/resp.h"
 
-/* RFC 3339 UTC with trailing fractional zeros trimmed, like Go's time.Time in JSON. */
-#define TS(col) "rtrim(rtrim(to_char(" col " AT TIME ZONE 'UTC', " \
-    "'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '0'), '.') || 'Z'"
 
 #define LIST_DEFAULT 100
 #define LIST_MAX 500
@@ -85,7 +82,7 @@ h_activity_list(struct req *r)
 	params[3] = limbuf;
 	/* canvas = rows with no source (canvas-initiated), agent = rows with one. */
 	res = db_exec(r->arena, "SELECT id, workspace_id, activity_type, source_id, target_id, method, "
-	    "summary, duration_ms, status, error_detail, " TS("created_at") ", request_body::text, "
+	    "summary, duration_ms, status, error_detail, " DB_RFC3339("created_at") ", request_body::text, "
 	    "response_body::text, tool_trace::text FROM activity_logs WHERE workspace_id = $1::uuid "
 	    "AND ($2::text IS NULL OR activity_type = $2::text) "
 	    "AND ($3::text IS NULL OR (source_id IS NULL) = ($3::text = 'canvas')) "

@@ -15,8 +15,7 @@
 
 /* Columns: id, event_type, workspace_id, payload, created_at as RFC 3339 UTC (zeros trimmed). */
 #define EVENT_COLUMNS "SELECT id, event_type, workspace_id, payload::text, " \
-	"rtrim(rtrim(to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), " \
-	"'0'), '.') || 'Z' FROM structure_events "
+	DB_RFC3339("created_at") " FROM structure_events "
 
 static int list_events(struct req *r, const char *workspace_id);
 static struct json_object *jstr(const char *s);

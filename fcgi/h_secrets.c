@@ -19,9 +19,6 @@
 #include "fcgi/guard.h"
 #include "fcgi/resp.h"
 
-/* RFC 3339 UTC with trailing fractional zeros trimmed, like Go's time.Time in JSON. */
-#define TS(col) "rtrim(rtrim(to_char(" col " AT TIME ZONE 'UTC', " \
-    "'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '0'), '.') || 'Z'"
 
 #define SECRET_KEY_MAX 128
 #define SECRET_VALUE_MAX 65536
@@ -59,9 +56,9 @@ h_secrets_list(struct req *r)
 		return -1;
 	params[0] = id;
 	res = db_exec(r->arena, "SELECT key, scope, c, u FROM ("
-	    "SELECT key, 'workspace' AS scope, 0 AS o, " TS("created_at") " AS c, "
-	    TS("updated_at") " AS u FROM workspace_secrets WHERE workspace_id = $1::uuid "
-	    "UNION ALL SELECT g.key, 'global', 1, " TS("g.created_at") ", " TS("g.updated_at")
+	    "SELECT key, 'workspace' AS scope, 0 AS o, " DB_RFC3339("created_at") " AS c, "
+	    DB_RFC3339("updated_at") " AS u FROM workspace_secrets WHERE workspace_id = $1::uuid "
+	    "UNION ALL SELECT g.key, 'global', 1, " DB_RFC3339("g.created_at") ", " DB_RFC3339("g.updated_at")
 	    " FROM global_secrets g WHERE NOT EXISTS (SELECT 1 FROM workspace_secrets s "
 	    "WHERE s.workspace_id = $1::uuid AND s.key = g.key)) x ORDER BY o, key", 1, params);
 	if (res == NULL)
@@ -237,7 +234,7 @@ h_global_secrets_list(struct req *r)
 {
 	PGresult *res;
 
-	res = db_exec(r->arena, "SELECT key, 'global', " TS("created_at") ", " TS("updated_at")
+	res = db_exec(r->arena, "SELECT key, 'global', " DB_RFC3339("created_at") ", " DB_RFC3339("updated_at")
 	    " FROM global_secrets ORDER BY key", 0, NULL);
 	if (res == NULL)
 		return fail_tx(r, "failed to list secrets");

@@ -20,9 +20,6 @@
 #include "fcgi/guard.h"
 #include "fcgi/resp.h"
 
-/* RFC 3339 UTC with trailing fractional zeros trimmed, like Go's time.Time in JSON. */
-#define TS(col) "rtrim(rtrim(to_char(" col " AT TIME ZONE 'UTC', " \
-    "'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '0'), '.') || 'Z'"
 
 #define MAX_WS_TOKENS 50
 #define WS_LIST_DEFAULT 50
@@ -65,7 +62,7 @@ h_tokens_list(struct req *r)
 	params[0] = id;
 	params[1] = lim;
 	params[2] = off;
-	res = db_exec(r->arena, "SELECT id, prefix, " TS("created_at") ", " TS("last_used_at")
+	res = db_exec(r->arena, "SELECT id, prefix, " DB_RFC3339("created_at") ", " DB_RFC3339("last_used_at")
 	    " FROM workspace_auth_tokens WHERE workspace_id = $1::uuid AND revoked_at IS NULL"
 	    " ORDER BY created_at DESC, id LIMIT $2::int OFFSET $3::int", 3, params);
 	if (res == NULL)
@@ -176,8 +173,8 @@ h_org_tokens_list(struct req *r)
 	const char *v;
 	int i, n;
 
-	res = db_exec(r->arena, "SELECT id, prefix, name, org_id, created_by, " TS("created_at") ", "
-	    TS("last_used_at") " FROM org_api_tokens WHERE revoked_at IS NULL "
+	res = db_exec(r->arena, "SELECT id, prefix, name, org_id, created_by, " DB_RFC3339("created_at") ", "
+	    DB_RFC3339("last_used_at") " FROM org_api_tokens WHERE revoked_at IS NULL "
 	    "ORDER BY created_at DESC, id LIMIT " ORG_LIST_MAX, 0, NULL);
 	if (res == NULL)
 		return db_fail(r, "failed to list tokens");

@@ -35,9 +35,6 @@
 /* Serialises parent_id changes, creates under a parent and cascades: no cycle, no orphan. */
 #define HIERARCHY_LOCK_SQL "SELECT pg_advisory_xact_lock(4242000001)"
 
-/* RFC 3339 UTC with the fraction's trailing zeros trimmed, like Go's time.Time in JSON. */
-#define TS_SQL(col) "rtrim(rtrim(to_char(" col " AT TIME ZONE 'UTC', " \
-	"'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '0'), '.') || 'Z'"
 
 /* One select list for list and get; the C_* enum names its columns. */
 #define WS_COLUMNS "w.id, w.name, NULLIF(w.role, ''), COALESCE(w.tier, 1), w.status::text, " \
@@ -46,7 +43,7 @@
 	"COALESCE(w.uptime_seconds, 0), COALESCE(w.current_task, ''), " \
 	"COALESCE(w.runtime, 'langgraph'), NULLIF(w.workspace_dir, ''), COALESCE(cl.x, 0), " \
 	"COALESCE(cl.y, 0), COALESCE(cl.collapsed, false), w.budget_limit, w.monthly_spend, " \
-	TS_SQL("w.last_outbound_at") \
+	DB_RFC3339("w.last_outbound_at") \
 	" FROM workspaces w LEFT JOIN canvas_layouts cl ON cl.workspace_id = w.id"
 
 enum ws_col {
