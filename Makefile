@@ -119,6 +119,7 @@ down: ## stop the background stack
 bench: all ## wrk/pgbench benchmarks (tests/bench), numbers into docs/performance.md
 	BIN_DIR=$(abspath $(B)) tests/bench/health.sh
 	BIN_DIR=$(abspath $(B)) tests/bench/registry.sh
+	BIN_DIR=$(abspath $(B)) tests/bench/secrets.sh
 
 fuzz: ## short libFuzzer sessions for every parser of untrusted bytes
 	tests/fuzz/run.sh

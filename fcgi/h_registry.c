@@ -11,6 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
+#include "common/crypt.h"
 #include "common/db.h"
 #include "common/events.h"
 #include "common/jsonx.h"
@@ -58,6 +61,10 @@ static void set_online(struct req *r, const char *id, int force);
 static int liveness_fresh(struct req *r, const char *id);
 static void liveness_check_epoch(void);
 static int db_failed(struct req *r, const char *msg);
+static const char *seal_inbound(struct req *r, const char *id, const char *secret,
+    const char **ver);
+static const char *open_inbound(struct req *r, const char *id, const char *ver,
+    const char *hex);
 
 /* The counters every heartbeat writes; $8 is the status to leave (or put) the row in. */
 static const char hb_update_sql[] =
@@ -95,12 +102,13 @@ static const char hb_fast_sql[] =
 /*
  * An unknown id creates a root workspace (reference behaviour agents rely on); removed rows
  * stay removed (no row returned). A provisioner URL on 127.0.0.1 is kept. The inbound secret
- * is minted once, stored as plaintext bytes with version 0 until the secrets layer encrypts it.
+ * is minted once and stored sealed by crypt_seal ($4 hex blob, $5 its version); a row that
+ * already has one keeps it, and the stored blob comes back to be opened.
  */
 static const char register_sql[] =
     "INSERT INTO workspaces (id, name, url, agent_card, status, last_heartbeat_at, "
     "  platform_inbound_secret, platform_inbound_secret_version) "
-    "VALUES ($1::uuid, $1, $2, $3::jsonb, 'online', now(), convert_to($4, 'UTF8'), 0) "
+    "VALUES ($1::uuid, $1, $2, $3::jsonb, 'online', now(), decode($4, 'hex'), $5::int) "
     "ON CONFLICT (id) DO UPDATE SET "
     "  url = CASE WHEN left(workspaces.url, 16) = 'http://127.0.0.1' THEN workspaces.url "
     "    ELSE EXCLUDED.url END, "
@@ -109,11 +117,11 @@ static const char register_sql[] =
     "  platform_inbound_secret = COALESCE(workspaces.platform_inbound_secret, "
     "    EXCLUDED.platform_inbound_secret), "
     "  platform_inbound_secret_version = CASE WHEN workspaces.platform_inbound_secret IS NULL "
-    "    THEN 0 ELSE workspaces.platform_inbound_secret_version END "
+    "    THEN EXCLUDED.platform_inbound_secret_version "
+    "    ELSE workspaces.platform_inbound_secret_version END "
     "WHERE workspaces.status <> 'removed' "
-    "RETURNING COALESCE(url, ''), xmax = 0, "
-    "  CASE WHEN platform_inbound_secret_version = 0 "
-    "    THEN convert_from(platform_inbound_secret, 'UTF8') END";
+    "RETURNING COALESCE(url, ''), xmax = 0, platform_inbound_secret_version, "
+    "  encode(platform_inbound_secret, 'hex')";
 
 /* The statuses evaluateStatus moves from (api.md §4.5). */
 static const char *const from_statuses[] = { "online", "degraded", "offline", "provisioning" };
@@ -122,7 +130,7 @@ int
 h_registry_register(struct req *r)
 {
 	struct json_object *body = NULL, *card = NULL, *payload, *out;
-	const char *id, *url = NULL, *params[4], *stored_url, *secret;
+	const char *id, *url = NULL, *params[5], *stored_url, *secret;
 	char why[160], tok[TOKEN_LEN + 1], fresh[TOKEN_LEN + 1];
 	PGresult *res;
 	size_t len;
@@ -146,10 +154,13 @@ h_registry_register(struct req *r)
 	params[0] = id;
 	params[1] = url;
 	params[2] = jsonx_dump(card, &len);
-	params[3] = fresh;
+	params[3] = seal_inbound(r, id, fresh, &params[4]);
+	memset(fresh, 0, sizeof(fresh));
+	if (params[3] == NULL)
+		return resp_error(r, 500, "registration failed", NULL);
 	if (db_begin(r->arena) < 0)
 		return db_failed(r, "registration failed");
-	res = db_exec(r->arena, register_sql, 4, params);
+	res = db_exec(r->arena, register_sql, 5, params);
 	if (res == NULL) {
 		/* JSON that jsonb refuses (\u0000 in a string) is the client's fault, not ours. */
 		if (strncmp(db_last_sqlstate(), "22", 2) == 0) {
@@ -163,10 +174,10 @@ h_registry_register(struct req *r)
 		return resp_error(r, 404, "workspace not found", NULL);
 	}
 	stored_url = db_value(res, 0, 0);
-	secret = db_value(res, 0, 2);
+	secret = open_inbound(r, id, db_value(res, 0, 2), db_value(res, 0, 3));
 	if (secret == NULL) {
-		log_err("register %s: platform_inbound_secret is encrypted; this build cannot read it", id);
-		goto fail;
+		db_rollback();
+		return resp_error(r, 500, "registration failed", NULL);
 	}
 	if (strcmp(db_value(res, 0, 1), "t") == 0)
 		log_info("register: unknown workspace %s self-registered as a root workspace", id);
@@ -199,7 +210,6 @@ h_registry_register(struct req *r)
 	json_object_object_add(out, "status", json_object_new_string("registered"));
 	rc = resp_json(r, 200, out);
 	memset(tok, 0, sizeof(tok));
-	memset(fresh, 0, sizeof(fresh));
 	return rc;
 fail:
 	db_rollback();
@@ -670,4 +680,96 @@ db_failed(struct req *r, const char *msg)
 	if (db_unavailable())
 		return resp_unavailable(r);
 	return resp_error(r, 500, msg, NULL);
+}
+
+/*
+ * Seals a freshly minted inbound secret for workspace id. Returns the blob as hex in the
+ * arena and its version in *ver, or NULL (logged without the secret).
+ */
+static const char *
+seal_inbound(struct req *r, const char *id, const char *secret, const char **ver)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char *blob = NULL;
+	size_t blen = 0, i;
+	char err[256], *hex = NULL;
+	int version = 0;
+	enum crypt_result cr;
+
+	err[0] = '\0';
+	cr = crypt_seal(id, "platform_inbound_secret", (const unsigned char *)secret,
+	    strlen(secret), &blob, &blen, &version, err, sizeof(err));
+	if (cr != CRYPT_OK) {
+		log_err("register %s: sealing the inbound secret failed: %s", id, err);
+		goto out;
+	}
+	if ((hex = arena_alloc(r->arena, blen * 2 + 1)) == NULL ||
+	    (*ver = arena_printf(r->arena, "%d", version)) == NULL) {
+		hex = NULL;
+		goto out;
+	}
+	for (i = 0; i < blen; i++) {
+		hex[2 * i] = digits[blob[i] >> 4];
+		hex[2 * i + 1] = digits[blob[i] & 0xf];
+	}
+	hex[2 * blen] = '\0';
+out:
+	if (blob != NULL) {
+		OPENSSL_cleanse(blob, blen);
+		free(blob);
+	}
+	return hex;
+}
+
+/*
+ * Opens the stored inbound secret (hex blob of version ver) of workspace id into the arena.
+ * Returns NULL on any failure (logged without the secret).
+ */
+static const char *
+open_inbound(struct req *r, const char *id, const char *ver, const char *hex)
+{
+	unsigned char *blob = NULL, *pt = NULL;
+	size_t blen = 0, ptlen = 0, i;
+	char err[256], *secret = NULL;
+	int hi, lo;
+	enum crypt_result cr;
+
+	err[0] = '\0';
+	if (ver == NULL || hex == NULL || strlen(hex) % 2 != 0) {
+		log_err("register %s: stored inbound secret is missing or malformed", id);
+		goto out;
+	}
+	blen = strlen(hex) / 2;
+	if ((blob = malloc(blen + 1)) == NULL)
+		goto out;
+	for (i = 0; i < blen; i++) {
+		hi = OPENSSL_hexchar2int((unsigned char)hex[2 * i]);
+		lo = OPENSSL_hexchar2int((unsigned char)hex[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			log_err("register %s: stored inbound secret is malformed", id);
+			goto out;
+		}
+		blob[i] = (unsigned char)(hi << 4 | lo);
+	}
+	cr = crypt_open(id, "platform_inbound_secret", atoi(ver), blob, blen, &pt, &ptlen,
+	    err, sizeof(err));
+	if (cr != CRYPT_OK) {
+		log_err("register %s: opening the inbound secret failed: %s", id, err);
+		goto out;
+	}
+	if (memchr(pt, '\0', ptlen) != NULL) {
+		log_err("register %s: stored inbound secret is not text", id);
+		goto out;
+	}
+	if ((secret = arena_alloc(r->arena, ptlen + 1)) != NULL) {
+		memcpy(secret, pt, ptlen);
+		secret[ptlen] = '\0';
+	}
+out:
+	if (pt != NULL) {
+		OPENSSL_cleanse(pt, ptlen);
+		free(pt);
+	}
+	free(blob);
+	return secret;
 }

@@ -469,6 +469,13 @@ seal_hex(struct req *r, const char *scope, const char *key, const char *val, siz
 	}
 	if (cr != CRYPT_OK) {
 		log_err("secrets: sealing %s failed: %s", key, err);
+		/* In envelope mode sealing fails only when KMS refuses (credentials, signature, key policy). */
+		if (crypt_write_version() == CRYPT_V_ENVELOPE) {
+			struct json_object *extra = json_object_new_object();
+			json_object_object_add(extra, "code", json_object_new_string("kms_rejected"));
+			return resp_error(r, 502, "secrets key service rejected the request — check the "
+			    "platform's KMS credentials and key policy", extra);
+		}
 		return resp_error(r, 500, "failed to encrypt secret", NULL);
 	}
 	h = arena_alloc(r->arena, blen * 2 + 1);

@@ -376,8 +376,3 @@ def test_non_uuid_and_auth(sstack):
     r = sstack.request("POST", "/workspaces/%s/secrets" % ws, headers=bearer(own),
                        body={"key": "OWN", "value": secret("own")})
     assert r.status == 200
-
-
-@pytest.mark.skip(reason="KMS envelope mode: covered by the crypt engineer's tests")
-def test_envelope_mode_kms_unavailable():
-    pass
