@@ -413,6 +413,15 @@ write_env() {
 	mv -f "$tmp" "$ENV_FILE"
 }
 
+# The run dir's own secrets key (32 random bytes, base64), made once, readable by root only.
+run_dir_secrets_key() {
+	local f=$RUN/secrets.key
+	if [[ ! -s $f ]]; then
+		(umask 077 && openssl rand -base64 32 >"$f")
+	fi
+	cat "$f"
+}
+
 start_supervisor() {
 	rm -f "$FCGI_SOCK" "$SUP_PID" "$SUP_START"
 	if [[ -f $LOGS/moleculed.log ]]; then mv -f "$LOGS/moleculed.log" "$LOGS/moleculed.log.1"; fi
@@ -423,6 +432,13 @@ start_supervisor() {
 		export MOLECULE_MIGRATIONS_DIR=${MOLECULE_MIGRATIONS_DIR:-$REPO/sql}
 		export MOLECULE_LOG_DIR=$LOGS
 		export NCHAN_PUBLISH_SOCKET=$NCHAN_SOCK
+		# A local stack encrypts secrets too: without a key source of its own it gets a key
+		# kept in the run dir (so its data stays readable across restarts). Set
+		# SECRETS_ENCRYPTION_KEY= (empty) to run without one.
+		if [[ -z ${SECRETS_ENCRYPTION_KEY+set} && -z ${KMS_KEY_ARN:-} ]]; then
+			export SECRETS_ENCRYPTION_KEY
+			SECRETS_ENCRYPTION_KEY=$(run_dir_secrets_key)
+		fi
 		export MOLECULE_HTTP_PORT=$HTTP_PORT
 		if [[ -n $HTTPS_PORT ]]; then export MOLECULE_HTTPS_PORT=$HTTPS_PORT; fi
 		# setsid: its own session and process group (pgid = its pid), away

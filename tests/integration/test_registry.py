@@ -72,9 +72,10 @@ def test_register_unknown_id_creates_root_and_mints_once(stack):
                "last_heartbeat_at IS NOT NULL") == "%s|online|t|http://agent-host:8000|agent|t" % wid
     assert stack.psql("SELECT count(*) FROM workspace_auth_tokens WHERE workspace_id = '%s' "
                       "AND revoked_at IS NULL" % wid) == "1"
-    # The secret is stored once; version 0 = not yet encrypted.
-    assert row(stack, wid, "convert_from(platform_inbound_secret, 'UTF8'), platform_inbound_secret_version") == \
-        "%s|0" % body["platform_inbound_secret"]
+    # The secret is stored encrypted (version 2: the stack's static key), never as plaintext.
+    assert row(stack, wid, "platform_inbound_secret_version") == "2"
+    stored = row(stack, wid, "encode(platform_inbound_secret, 'hex')")
+    assert body["platform_inbound_secret"].encode().hex() not in stored
     ev = events(stack, wid, "WORKSPACE_ONLINE")
     assert ev == [("WORKSPACE_ONLINE", {"url": "http://agent-host:8000", "agent_card": CARD})]
 
