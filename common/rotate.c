@@ -40,8 +40,6 @@ static int rotate_batch(PGconn *c, const struct rot_table *t, int target, int ba
 static int convert_row(const char *scope, const char *name, int version, const char *hex,
     char **newhex, int *newver);
 static int exec_ok(PGconn *c, const char *sql);
-static char *hex_encode(const unsigned char *b, size_t n);
-static int hex_decode(const char *hex, unsigned char **out, size_t *outlen);
 
 static const struct rot_table tables[] = {
 	{ "workspace_secrets",
@@ -216,7 +214,9 @@ convert_row(const char *scope, const char *name, int version, const char *hex, c
 		rc = CRYPT_UNAVAILABLE;
 		goto out;
 	}
-	*newhex = hex_encode(out, outlen);
+	*newhex = malloc(outlen * 2 + 1);
+	if (*newhex != NULL)
+		hex_encode(out, outlen, *newhex);
 	if (*newhex == NULL)
 		rc = CRYPT_UNAVAILABLE;
 out:
@@ -241,45 +241,3 @@ exec_ok(PGconn *c, const char *sql)
 	return ok ? 0 : -1;
 }
 
-static char *
-hex_encode(const unsigned char *b, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-	char *h = malloc(n * 2 + 1);
-	size_t i;
-
-	if (h == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		h[2 * i] = digits[b[i] >> 4];
-		h[2 * i + 1] = digits[b[i] & 0xf];
-	}
-	h[2 * n] = '\0';
-	return h;
-}
-
-static int
-hex_decode(const char *hex, unsigned char **out, size_t *outlen)
-{
-	size_t n = strlen(hex), i;
-	unsigned char *b;
-	int hi, lo;
-
-	if (n % 2 != 0)
-		return -1;
-	b = malloc(n / 2 + 1);
-	if (b == NULL)
-		return -1;
-	for (i = 0; i < n / 2; i++) {
-		hi = OPENSSL_hexchar2int((unsigned char)hex[2 * i]);
-		lo = OPENSSL_hexchar2int((unsigned char)hex[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			free(b);
-			return -1;
-		}
-		b[i] = (unsigned char)(hi << 4 | lo);
-	}
-	*out = b;
-	*outlen = n / 2;
-	return 0;
-}

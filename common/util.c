@@ -139,6 +139,45 @@ str_eq_ct(const char *a, const char *b)
 	return CRYPTO_memcmp(a, b, la) == 0;
 }
 
+void
+hex_encode(const unsigned char *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+int
+hex_decode(const char *hex, unsigned char **out, size_t *outlen)
+{
+	size_t n = strlen(hex), i;
+	unsigned char *b;
+	int hi, lo;
+
+	if (n % 2 != 0)
+		return -1;
+	b = malloc(n / 2 + 1);
+	if (b == NULL)
+		return -1;
+	for (i = 0; i < n / 2; i++) {
+		hi = OPENSSL_hexchar2int((unsigned char)hex[2 * i]);
+		lo = OPENSSL_hexchar2int((unsigned char)hex[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			free(b);
+			return -1;
+		}
+		b[i] = (unsigned char)(hi << 4 | lo);
+	}
+	*out = b;
+	*outlen = n / 2;
+	return 0;
+}
+
 int
 is_lower_uuid(const char *s)
 {

@@ -40,6 +40,11 @@ int str_has_prefix(const char *s, const char *prefix);
 /* Constant-time equality of two NUL-terminated strings (length leaks, content does not). */
 int str_eq_ct(const char *a, const char *b);
 
+/* Lowercase hex of n bytes into out, which holds 2n+1 bytes. */
+void hex_encode(const unsigned char *b, size_t n, char *out);
+/* Decodes hex into a malloc'd buffer; -1 on an odd length, a non-hex digit or no memory. */
+int hex_decode(const char *hex, unsigned char **out, size_t *outlen);
+
 /* FNV-1a of a string: for the small in-process caches (not for anything an attacker keys). */
 uint64_t hash_str(const char *s);
 

@@ -689,9 +689,8 @@ db_failed(struct req *r, const char *msg)
 static const char *
 seal_inbound(struct req *r, const char *id, const char *secret, const char **ver)
 {
-	static const char digits[] = "0123456789abcdef";
 	unsigned char *blob = NULL;
-	size_t blen = 0, i;
+	size_t blen = 0;
 	char err[256], *hex = NULL;
 	int version = 0;
 	enum crypt_result cr;
@@ -708,11 +707,7 @@ seal_inbound(struct req *r, const char *id, const char *secret, const char **ver
 		hex = NULL;
 		goto out;
 	}
-	for (i = 0; i < blen; i++) {
-		hex[2 * i] = digits[blob[i] >> 4];
-		hex[2 * i + 1] = digits[blob[i] & 0xf];
-	}
-	hex[2 * blen] = '\0';
+	hex_encode(blob, blen, hex);
 out:
 	if (blob != NULL) {
 		OPENSSL_cleanse(blob, blen);

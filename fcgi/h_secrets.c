@@ -40,7 +40,6 @@ static int seal_hex(struct req *r, const char *scope, const char *key, const cha
     size_t vlen, const char **hex, const char **ver);
 static enum crypt_result open_hex(const char *scope, const char *key, const char *ver,
     const char *hex, unsigned char **pt, size_t *ptlen);
-static int hex_decode(const char *hex, unsigned char **out, size_t *outlen);
 static int kms_unavailable(struct req *r);
 static int fail_tx(struct req *r, const char *msg);
 static int list_rows(struct req *r, PGresult *res);
@@ -453,9 +452,8 @@ static int
 seal_hex(struct req *r, const char *scope, const char *key, const char *val, size_t vlen,
     const char **hex, const char **ver)
 {
-	static const char digits[] = "0123456789abcdef";
 	unsigned char *blob = NULL;
-	size_t blen = 0, i;
+	size_t blen = 0;
 	char err[256], *h;
 	int version = 0;
 	enum crypt_result cr;
@@ -483,11 +481,7 @@ seal_hex(struct req *r, const char *scope, const char *key, const char *val, siz
 		free(blob);
 		return resp_error(r, 413, "request body too large", NULL);
 	}
-	for (i = 0; i < blen; i++) {
-		h[2 * i] = digits[blob[i] >> 4];
-		h[2 * i + 1] = digits[blob[i] & 0xf];
-	}
-	h[2 * blen] = '\0';
+	hex_encode(blob, blen, h);
 	free(blob);
 	*hex = h;
 	*ver = arena_printf(r->arena, "%d", version);
@@ -514,32 +508,6 @@ open_hex(const char *scope, const char *key, const char *ver, const char *hex,
 	if (cr == CRYPT_UNAVAILABLE)
 		log_warn("secrets: key service unavailable: %s", err);
 	return cr;
-}
-
-static int
-hex_decode(const char *hex, unsigned char **out, size_t *outlen)
-{
-	size_t n = strlen(hex), i;
-	unsigned char *b;
-	int hi, lo;
-
-	if (n % 2 != 0)
-		return -1;
-	b = malloc(n / 2 + 1);
-	if (b == NULL)
-		return -1;
-	for (i = 0; i < n / 2; i++) {
-		hi = OPENSSL_hexchar2int((unsigned char)hex[2 * i]);
-		lo = OPENSSL_hexchar2int((unsigned char)hex[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			free(b);
-			return -1;
-		}
-		b[i] = (unsigned char)(hi << 4 | lo);
-	}
-	*out = b;
-	*outlen = n / 2;
-	return 0;
 }
 
 static int
