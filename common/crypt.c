@@ -56,7 +56,6 @@ static struct {
 } cs;
 
 static int		parse_key(const char *, unsigned char *);
-static int		hexval(int);
 static unsigned char	*make_aad(const char *, const char *, const char *, size_t *);
 static int		gcm_seal(const unsigned char *, const unsigned char *, size_t,
 			    const unsigned char *, size_t, unsigned char *);
@@ -310,13 +309,15 @@ parse_key(const char *s, unsigned char *key)
 {
 	unsigned char tmp[33];
 	size_t len = strlen(s), i;
-	int n;
+	int n, hi, lo;
 
 	if (len == 2 * KEY_LEN) {
 		for (i = 0; i < KEY_LEN; i++) {
-			if (hexval(s[2 * i]) < 0 || hexval(s[2 * i + 1]) < 0)
+			hi = OPENSSL_hexchar2int((unsigned char)s[2 * i]);
+			lo = OPENSSL_hexchar2int((unsigned char)s[2 * i + 1]);
+			if (hi < 0 || lo < 0)
 				return -1;
-			key[i] = (unsigned char)(hexval(s[2 * i]) << 4 | hexval(s[2 * i + 1]));
+			key[i] = (unsigned char)(hi << 4 | lo);
 		}
 		return 0;
 	}
@@ -334,18 +335,6 @@ parse_key(const char *s, unsigned char *key)
 	memcpy(key, tmp, KEY_LEN);
 	OPENSSL_cleanse(tmp, sizeof(tmp));
 	return 0;
-}
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static unsigned char *

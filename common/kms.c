@@ -45,6 +45,7 @@ static size_t		on_body(char *, size_t, size_t, void *);
 static char		*b64_encode(const unsigned char *, size_t);
 static int		b64_decode(const char *, unsigned char *, size_t, size_t *);
 static void		free_secret(char **);
+static void		wipe_plaintext(json_object *);
 
 int
 kms_parse_region(const char *arn, char *region, size_t len)
@@ -190,14 +191,23 @@ kms_generate_data_key(unsigned char key[KMS_DATA_KEY_LEN], unsigned char **wrapp
 	w = NULL;
 	rc = KMS_OK;
 out:
-	if (resp != NULL && json_object_object_get_ex(resp, "Plaintext", &v) &&
-	    json_object_is_type(v, json_type_string))
-		OPENSSL_cleanse((void *)(uintptr_t)json_object_get_string(v),
-		    (size_t)json_object_get_string_len(v));
+	wipe_plaintext(resp);
 	free(w);
 	json_object_put(req);
 	json_object_put(resp);
 	return rc;
+}
+
+/* json-c keeps the response's base64 Plaintext (a data key) in its own buffer: wipe it. */
+static void
+wipe_plaintext(json_object *resp)
+{
+	json_object *v = NULL;
+
+	if (resp != NULL && json_object_object_get_ex(resp, "Plaintext", &v) &&
+	    json_object_is_type(v, json_type_string))
+		OPENSSL_cleanse((void *)(uintptr_t)json_object_get_string(v),
+		    (size_t)json_object_get_string_len(v));
 }
 
 enum kms_result
@@ -232,10 +242,7 @@ kms_decrypt(const unsigned char *wrapped, size_t wlen, unsigned char key[KMS_DAT
 	}
 	rc = KMS_OK;
 out:
-	if (resp != NULL && json_object_object_get_ex(resp, "Plaintext", &v) &&
-	    json_object_is_type(v, json_type_string))
-		OPENSSL_cleanse((void *)(uintptr_t)json_object_get_string(v),
-		    (size_t)json_object_get_string_len(v));
+	wipe_plaintext(resp);
 	free(b64);
 	json_object_put(req);
 	json_object_put(resp);

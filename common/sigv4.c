@@ -41,7 +41,6 @@ static void	sb_putn(struct sbuf *, const char *, size_t);
 static void	sb_puts(struct sbuf *, const char *);
 static void	sb_putc(struct sbuf *, char);
 static void	uri_encode(struct sbuf *, const char *, size_t, int);
-static int	hexval(int);
 static char	*dup_lower(const char *);
 static char	*dup_trimmed(const char *);
 static int	hdr_cmp(const void *, const void *);
@@ -297,11 +296,14 @@ uri_encode(struct sbuf *b, const char *s, size_t n, int encode_slash)
 	char enc[3];
 	unsigned char c;
 	size_t i;
+	int hi, lo;
 
 	for (i = 0; i < n; i++) {
 		c = (unsigned char)s[i];
-		if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			c = (unsigned char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+		hi = i + 2 < n ? OPENSSL_hexchar2int((unsigned char)s[i + 1]) : -1;
+		lo = i + 2 < n ? OPENSSL_hexchar2int((unsigned char)s[i + 2]) : -1;
+		if (c == '%' && hi >= 0 && lo >= 0) {
+			c = (unsigned char)(hi * 16 + lo);
 			i += 2;
 		}
 		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
@@ -314,18 +316,6 @@ uri_encode(struct sbuf *b, const char *s, size_t n, int encode_slash)
 			sb_putn(b, enc, 3);
 		}
 	}
-}
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static char *

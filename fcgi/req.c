@@ -10,11 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "common/jsonx.h"
 #include "common/util.h"
 #include "fcgi/resp.h"
 
-static int hexval(int c);
 
 static unsigned long long local_ids;
 
@@ -216,8 +217,8 @@ req_percent_decode(struct arena *a, const char *s, size_t len, int plus_is_space
 		if (ch == '%') {
 			if (i + 2 >= len)
 				return NULL;
-			hi = hexval((unsigned char)s[i + 1]);
-			lo = hexval((unsigned char)s[i + 2]);
+			hi = OPENSSL_hexchar2int((unsigned char)s[i + 1]);
+			lo = OPENSSL_hexchar2int((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return NULL;
 			ch = (char)(hi << 4 | lo);
@@ -233,14 +234,3 @@ req_percent_decode(struct arena *a, const char *s, size_t len, int plus_is_space
 	return out;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
