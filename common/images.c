@@ -687,8 +687,7 @@ lock_acquire(const char *key, int64_t deadline, int *db_locked, char *err, size_
 	const char *params[1] = { key };
 	struct arena a;
 	PGresult *res;
-	const char *v;
-	int rc = 0;
+	int rc = 0, got, failed;
 
 	*db_locked = 0;
 	if (!lock_with_db)
@@ -701,13 +700,15 @@ lock_acquire(const char *key, int64_t deadline, int *db_locked, char *err, size_
 			break;
 		}
 		res = db_exec(&a, "SELECT pg_try_advisory_lock(hashtext('molecule.images'), hashtext($1))", 1, params);
-		v = res != NULL ? db_value(res, 0, 0) : NULL;
+		/* The value lives in the result, which the reset clears: decide first. */
+		failed = res == NULL;
+		got = !failed && db_value(res, 0, 0) != NULL && strcmp(db_value(res, 0, 0), "t") == 0;
 		arena_reset(&a);
-		if (v != NULL && strcmp(v, "t") == 0) {
+		if (got) {
 			*db_locked = 1;
 			break;
 		}
-		if (res == NULL) {
+		if (failed) {
 			log_warn("images: advisory lock for %s failed, build lock is host-local only", key);
 			break;
 		}
