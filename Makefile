@@ -50,8 +50,9 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/obj/%.o)
 # Unit tests link the API's modules too, except its main().
 FCGI_LIB_OBJ := $(filter-out $(B)/obj/fcgi/main.o,$(FCGI_OBJ))
 
-BINS := $(B)/moleculed $(B)/molecule-api $(B)/hello-fcgi $(WORKER_BINS)
-ALL_OBJ := $(COMMON_OBJ) $(FCGI_OBJ) $(SUP_OBJ) $(WORKER_SRC:%.c=$(B)/obj/%.o) $(UNIT_OBJ) $(B)/obj/tests/bench/hello_fcgi.o
+BINS := $(B)/moleculed $(B)/molecule-api $(B)/hello-fcgi $(WORKER_BINS) $(B)/enginectl $(B)/imagectl
+ALL_OBJ := $(COMMON_OBJ) $(FCGI_OBJ) $(SUP_OBJ) $(WORKER_SRC:%.c=$(B)/obj/%.o) $(UNIT_OBJ) $(B)/obj/tests/bench/hello_fcgi.o \
+	$(B)/obj/tests/tools/enginectl.o $(B)/obj/tests/tools/imagectl.o
 
 .PHONY: all help deps run up down test check integ sanitize-check bench fuzz lint clean
 
@@ -85,6 +86,14 @@ $(B)/molecule-api: $(FCGI_OBJ) $(COMMON_OBJ)
 
 $(B)/hello-fcgi: $(B)/obj/tests/bench/hello_fcgi.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lfcgi
+
+# Test driver of the container engine client (tests/integration/test_engine.py); not installed.
+$(B)/enginectl: $(B)/obj/tests/tools/enginectl.o $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Test driver of images_ensure (tests/integration/test_images.py); not installed.
+$(B)/imagectl: $(B)/obj/tests/tools/imagectl.o $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/unit-tests: $(UNIT_OBJ) $(FCGI_LIB_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -120,6 +129,8 @@ bench: all ## wrk/pgbench benchmarks (tests/bench), numbers into docs/performanc
 	BIN_DIR=$(abspath $(B)) tests/bench/health.sh
 	BIN_DIR=$(abspath $(B)) tests/bench/registry.sh
 	BIN_DIR=$(abspath $(B)) tests/bench/secrets.sh
+	BIN_DIR=$(abspath $(B)) tests/bench/scheduler.sh
+	BIN_DIR=$(abspath $(B)) tests/bench/dispatcher.sh
 
 fuzz: ## short libFuzzer sessions for every parser of untrusted bytes
 	tests/fuzz/run.sh

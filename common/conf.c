@@ -90,6 +90,71 @@ const struct conf_key conf_keys[] = {
 	  "Seconds a decrypted data key stays in memory (never on disk) before KMS is asked again; 0 = no cache." },
 	{ "migrate_on_start", "MOLECULE_MIGRATE_ON_START", CONF_INT, O(migrate_on_start), 0, 1, "1", 0,
 	  "1 = the supervisor applies pending migrations before starting anything." },
+	/* a2a proxy */
+	{ "a2a_socket", "MOLECULE_A2A_SOCKET", CONF_STR, O(a2a_socket), 0, 0,
+	  "", 0,
+	  "Unix socket of the A2A worker pool (`POST /workspaces/:id/a2a`); nginx routes that path here so long agent calls never occupy the API workers (ADR 005). Empty = `a2a.sock` in the folder of `fcgi_socket`." },
+	{ "a2a_workers", "MOLECULE_A2A_WORKERS", CONF_INT, O(a2a_workers), 0, 256, "16", 0,
+	  "Worker processes of the A2A pool, i.e. A2A calls in flight at once (more wait in the socket backlog); 0 = no separate pool (nginx must then route the A2A path to `fcgi_socket`)." },
+	{ "a2a_allow_loopback", "A2A_ALLOW_LOOPBACK", CONF_INT, O(a2a_allow_loopback), 0, 1, "0", 0,
+	  "1 = the A2A proxy may reach agents on loopback addresses (local development and tests); every other private-use, link-local and metadata address stays refused." },
+	{ "a2a_max_body_bytes", "A2A_MAX_BODY_BYTES", CONF_INT, O(a2a_max_body_bytes), 1024, 67108864, "1048576", 0,
+	  "Largest A2A request body the proxy accepts; bigger gets 413." },
+	{ "a2a_timeout_default", "A2A_TIMEOUT_DEFAULT", CONF_INT, O(a2a_timeout_default_s), 1, 86400, "300", 0,
+	  "Seconds an A2A call through the proxy may take when the request has no `X-Timeout` header." },
+	{ "a2a_timeout_max", "A2A_TIMEOUT_MAX", CONF_INT, O(a2a_timeout_max_s), 1, 86400, "1800", 0,
+	  "Upper bound in seconds on `X-Timeout` (the reference's 30-minute ceiling); nginx's read timeout on the A2A path must exceed it." },
+	/* sweeper */
+	{ "provision_timeout", "PROVISION_TIMEOUT_SECONDS", CONF_INT, O(provision_timeout_s), 5, 86400, "600", 0,
+	  "Seconds a workspace may stay `provisioning` before the sweeper marks it `failed` (WORKSPACE_PROVISION_FAILED). External workspaces waiting for their agent are exempt." },
+	{ "health_sweep_interval", "MOLECULE_HEALTH_SWEEP_INTERVAL", CONF_INT, O(health_sweep_interval_s), 1, 3600, "15", 0,
+	  "Seconds between container health sweeps: a workspace whose container is gone or stopped goes `offline` and is restarted." },
+	{ "orphan_sweep_interval", "MOLECULE_ORPHAN_SWEEP_INTERVAL", CONF_INT, O(orphan_sweep_interval_s), 1, 86400, "60", 0,
+	  "Seconds between orphan sweeps: managed containers (label `molecule.platform.managed=true`) of removed or unknown workspaces are removed with their config volume." },
+	{ "auto_restart_per_hour", "MOLECULE_AUTO_RESTART_PER_HOUR", CONF_INT, O(auto_restart_per_hour), 0, 1000, "5", 0,
+	  "Most automatic restarts the sweeper queues per workspace in a rolling hour (0 = never restart automatically)." },
+	/* scheduler */
+	{ "scheduler_tick_ms", "SCHEDULER_TICK_MS", CONF_INT, O(scheduler_tick_ms), 10, 3600000, "30000", 0,
+	  "Milliseconds between scheduler ticks (monotonic clock). Each tick claims the due schedules and queues their fires in `a2a_queue` for the dispatcher." },
+	{ "scheduler_batch", "SCHEDULER_BATCH", CONF_INT, O(scheduler_batch), 1, 100000, "500", 0,
+	  "Due schedules claimed per transaction (`FOR UPDATE SKIP LOCKED`); a tick repeats batches until nothing is due." },
+	/* dispatcher */
+	{ "dispatcher_concurrency", "DISPATCHER_CONCURRENCY", CONF_INT, O(dispatcher_concurrency), 1, 4096, "32", 0,
+	  "Most outbound A2A calls (schedule fires, delegations, restart context) one dispatcher has in flight; each target is further held to its `max_concurrent_tasks`." },
+	{ "dispatcher_deadline_ms", "DISPATCHER_DEADLINE_MS", CONF_INT, O(dispatcher_deadline_ms), 100, 3600000, "300000", 0,
+	  "Upper bound in milliseconds on one outbound A2A call; a queue row's own `deadline_ms` may be shorter. Sent to the agent as `X-Timeout` (seconds)." },
+	{ "dispatcher_retries", "DISPATCHER_RETRIES", CONF_INT, O(dispatcher_retries), 1, 100, "5", 0,
+	  "Attempts per queued A2A item before it is marked `failed` (target offline, connection refused, timeout or 5xx are retried with exponential backoff)." },
+	{ "dispatcher_poll_ms", "DISPATCHER_POLL_MS", CONF_INT, O(dispatcher_poll_ms), 10, 60000, "1000", 0,
+	  "Milliseconds between queue polls when no NOTIFY arrives (retries coming due, expired leases of a dead dispatcher)." },
+	/* provisioner */
+	{ "container_network", "MOLECULE_CONTAINER_NETWORK", CONF_STR, O(container_network), 0, 0, "", 0,
+	  "Network of workspace containers: `host` (dev and tests: the agent listens on a free loopback port given as `AGENT_PORT`/`PORT`), another engine network name, or empty = the engine's default network with port 8000 published on 127.0.0.1." },
+	{ "platform_url", "PLATFORM_URL", CONF_STR, O(platform_url), 0, 0, "", 0,
+	  "URL the workspace containers reach the platform at (`PLATFORM_URL`/`MOLECULE_URL` in their environment); empty = `external_platform_url`. Provisioning fails with a clear message when both are empty." },
+	{ "provision_enabled", "MOLECULE_PROVISION", CONF_INT, O(provision_enabled), 0, 1, "1", 0,
+	  "0 = the provisioner worker claims no jobs (an API-only host, or tests without a container engine); queued jobs wait for a provisioner that has one." },
+	/* container engine */
+	{ "docker_host", "DOCKER_HOST", CONF_STR, O(docker_host), 0, 0, "", 0,
+	  "Docker Engine API endpoint of the container engine: `unix:///path/to.sock` or `tcp://host:port`; empty = `unix:///var/run/docker.sock`. A Podman `system service` socket works (tests/engine.sh)." },
+	{ "docker_cert_path", "DOCKER_CERT_PATH", CONF_STR, O(docker_cert_path), 0, 0, "", 0,
+	  "Folder with `ca.pem`, `cert.pem` and `key.pem` for a `tcp://` engine (TLS with client certificates). Without it only a loopback `tcp://` engine is accepted (plain HTTP)." },
+	/* images (common/images.c) */
+	{ "image_registry", "MOLECULE_IMAGE_REGISTRY", CONF_STR, O(image_registry), 0, 0, "", 0,
+	  "Registry mode when set: a runtime's image is `<registry>/workspace-template-<runtime>:latest`, pulled when missing. Empty = local-build mode (images built from the template git repositories, never pulled)." },
+	{ "local_template_repo_prefix", "MOLECULE_LOCAL_TEMPLATE_REPO_PREFIX", CONF_STR, O(local_template_repo_prefix), 0, 0,
+	  "https://git.moleculesai.app/molecule-ai/molecule-ai-workspace-template-", 0,
+	  "Local-build mode: git URL prefix of the template repositories (`<prefix><runtime>`), hosted on Gitea; its API at `<scheme://host>/api/v1` gives the branch head." },
+	{ "local_template_branch", "MOLECULE_LOCAL_TEMPLATE_BRANCH", CONF_STR, O(local_template_branch), 0, 0, "main", 0,
+	  "Local-build mode: branch of the template repositories whose head commit is built (one Gitea API call per provision)." },
+	{ "gitea_token", "MOLECULE_GITEA_TOKEN", CONF_STR, O(gitea_token), 0, 0, "", 1,
+	  "Local-build mode: Gitea access token for private template repositories, sent as `Authorization: token ...` to the API and to git (through the environment, never in a command line or URL)." },
+	{ "extra_runtimes", "MOLECULE_EXTRA_RUNTIMES", CONF_STR, O(extra_runtimes), 0, 0, "", 0,
+	  "Comma-separated runtimes added to the built-in allowlist (langgraph, claude-code, openclaw, deepagents, crewai, autogen, hermes, gemini-cli, codex), e.g. `echo` for the test agent." },
+	{ "image_cache_dir", "MOLECULE_IMAGE_CACHE_DIR", CONF_STR, O(image_cache_dir), 0, 0, "", 0,
+	  "Local-build mode: where template clones (`<runtime>/<sha>/`) and build logs (`<runtime>/<sha>.build.log`) are kept; empty = `$HOME/.cache/molecule`." },
+	{ "image_build_timeout", "MOLECULE_IMAGE_BUILD_TIMEOUT", CONF_INT, O(image_build_timeout_s), 10, 86400, "1200", 0,
+	  "Seconds one image build (or registry pull) may take; the git fetch gets at most 120 s of it." },
 };
 const size_t conf_nkeys = NELEM(conf_keys);
 
@@ -195,6 +260,7 @@ conf_apply_logging(const struct conf *c)
 	log_add_secret(c->admin_token);
 	log_add_url_password(c->database_url);
 	log_add_url_password(c->redis_url);
+	log_add_secret(c->gitea_token);
 }
 
 void

@@ -40,6 +40,41 @@ struct conf {
 	int64_t liveness_ttl_s;
 	int64_t heartbeat_event_interval_s;
 	int64_t kms_cache_ttl_s;
+	/* a2a proxy */
+	char *a2a_socket;		/* the A2A worker pool's FastCGI socket */
+	int64_t a2a_workers;		/* 0 = no separate pool */
+	int64_t a2a_allow_loopback;
+	int64_t a2a_max_body_bytes;
+	int64_t a2a_timeout_default_s;
+	int64_t a2a_timeout_max_s;
+	/* sweeper */
+	int64_t provision_timeout_s;
+	int64_t health_sweep_interval_s;
+	int64_t orphan_sweep_interval_s;
+	int64_t auto_restart_per_hour;
+	/* scheduler */
+	int64_t scheduler_tick_ms;
+	int64_t scheduler_batch;
+	/* dispatcher */
+	int64_t dispatcher_concurrency;
+	int64_t dispatcher_deadline_ms;
+	int64_t dispatcher_retries;
+	int64_t dispatcher_poll_ms;
+	/* provisioner */
+	char *container_network;	/* "host" in dev/tests; empty = port binding on 127.0.0.1 */
+	char *platform_url;		/* PLATFORM_URL handed to containers */
+	int64_t provision_enabled;	/* 0 = the provisioner leaves provision_jobs alone */
+	/* container engine */
+	char *docker_host;		/* DOCKER_HOST: unix:///path or tcp://host:port */
+	char *docker_cert_path;		/* DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem for tcp:// */
+	/* images (common/images.c) */
+	char *image_registry;		/* MOLECULE_IMAGE_REGISTRY: set = registry mode */
+	char *local_template_repo_prefix;
+	char *local_template_branch;
+	char *gitea_token;		/* secret */
+	char *extra_runtimes;		/* comma list added to the allowlist */
+	char *image_cache_dir;		/* empty = $HOME/.cache/molecule */
+	int64_t image_build_timeout_s;
 };
 
 enum conf_type { CONF_STR, CONF_INT };

@@ -49,6 +49,15 @@ int h_activity_notify(struct req *r);
 int h_stream_ws_auth(struct req *r);
 int h_stream_sse_auth(struct req *r);
 
+/* a2a proxy (h_a2a.c), served by the A2A worker pool */
+int h_a2a_proxy(struct req *r);
+
+/* lifecycle (h_lifecycle.c) */
+int h_lifecycle_restart(struct req *r);
+int h_lifecycle_pause(struct req *r);
+int h_lifecycle_resume(struct req *r);
+int h_lifecycle_hibernate(struct req *r);
+
 /* secrets (h_secrets.c) */
 int h_secrets_list(struct req *r);
 int h_secrets_values(struct req *r);
@@ -59,5 +68,41 @@ int h_secrets_model_put(struct req *r);
 int h_global_secrets_list(struct req *r);
 int h_global_secrets_set(struct req *r);
 int h_global_secrets_delete(struct req *r);
+
+/* memories (h_memories.c) */
+int h_memories_commit(struct req *r);
+int h_memories_search(struct req *r);
+int h_memories_delete(struct req *r);
+int h_memory_list(struct req *r);
+int h_memory_get(struct req *r);
+int h_memory_set(struct req *r);
+int h_memory_delete(struct req *r);
+int h_admin_memories_export(struct req *r);
+int h_admin_memories_import(struct req *r);
+
+/* approvals (h_approvals.c) */
+int h_approvals_create(struct req *r);
+int h_approvals_list(struct req *r);
+int h_approvals_decide(struct req *r);
+int h_approvals_escalate(struct req *r);
+int h_approvals_pending(struct req *r);
+int h_approvals_pending_workspace(struct req *r);
+
+/* delegations (h_delegations.c) */
+int h_delegations_delegate(struct req *r);
+int h_delegations_list(struct req *r);
+int h_delegations_record(struct req *r);
+int h_delegations_update(struct req *r);
+int h_admin_queue_drop_stale(struct req *r);
+
+/* schedules (h_schedules.c) */
+int h_schedules_list(struct req *r);
+int h_schedules_create(struct req *r);
+int h_schedules_update(struct req *r);
+int h_schedules_delete(struct req *r);
+int h_schedules_run(struct req *r);
+int h_schedules_history(struct req *r);
+int h_schedules_health(struct req *r);
+int h_admin_schedules_health(struct req *r);
 
 #endif

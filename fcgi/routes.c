@@ -49,6 +49,15 @@ const struct route routes[] = {
 	{ "GET", "/internal/ws-auth", GUARD_NONE, h_stream_ws_auth },
 	{ "GET", "/internal/sse-auth/:id", GUARD_NONE, h_stream_sse_auth },
 
+	/* a2a proxy (h_a2a.c): caller checks in the handler; nginx sends it to the A2A pool */
+	{ "POST", "/workspaces/:id/a2a", GUARD_NONE, h_a2a_proxy },
+
+	/* lifecycle (h_lifecycle.c) */
+	{ "POST", "/workspaces/:id/restart", GUARD_WORKSPACE, h_lifecycle_restart },
+	{ "POST", "/workspaces/:id/pause", GUARD_WORKSPACE, h_lifecycle_pause },
+	{ "POST", "/workspaces/:id/resume", GUARD_WORKSPACE, h_lifecycle_resume },
+	{ "POST", "/workspaces/:id/hibernate", GUARD_WORKSPACE, h_lifecycle_hibernate },
+
 	/* secrets (h_secrets.c) */
 	{ "GET", "/workspaces/:id/secrets", GUARD_WORKSPACE, h_secrets_list },
 	{ "GET", "/workspaces/:id/secrets/values", GUARD_WORKSPACE, h_secrets_values },
@@ -64,5 +73,41 @@ const struct route routes[] = {
 	{ "GET", "/admin/secrets", GUARD_ADMIN, h_global_secrets_list },
 	{ "POST", "/admin/secrets", GUARD_ADMIN, h_global_secrets_set },
 	{ "DELETE", "/admin/secrets/:key", GUARD_ADMIN, h_global_secrets_delete },
+
+	/* memories (h_memories.c) */
+	{ "POST", "/workspaces/:id/memories", GUARD_WORKSPACE, h_memories_commit },
+	{ "GET", "/workspaces/:id/memories", GUARD_WORKSPACE, h_memories_search },
+	{ "DELETE", "/workspaces/:id/memories/:memoryId", GUARD_WORKSPACE, h_memories_delete },
+	{ "GET", "/workspaces/:id/memory", GUARD_WORKSPACE, h_memory_list },
+	{ "GET", "/workspaces/:id/memory/:key", GUARD_WORKSPACE, h_memory_get },
+	{ "POST", "/workspaces/:id/memory", GUARD_WORKSPACE, h_memory_set },
+	{ "DELETE", "/workspaces/:id/memory/:key", GUARD_WORKSPACE, h_memory_delete },
+	{ "GET", "/admin/memories/export", GUARD_ADMIN, h_admin_memories_export },
+	{ "POST", "/admin/memories/import", GUARD_ADMIN, h_admin_memories_import },
+
+	/* approvals (h_approvals.c); decide and escalate check the decider in the handler */
+	{ "POST", "/workspaces/:id/approvals", GUARD_WORKSPACE, h_approvals_create },
+	{ "GET", "/workspaces/:id/approvals", GUARD_WORKSPACE, h_approvals_list },
+	{ "GET", "/workspaces/:id/approvals/pending", GUARD_WORKSPACE, h_approvals_pending_workspace },
+	{ "POST", "/workspaces/:id/approvals/:approvalId/decide", GUARD_NONE, h_approvals_decide },
+	{ "POST", "/workspaces/:id/approvals/:approvalId/escalate", GUARD_NONE, h_approvals_escalate },
+	{ "GET", "/approvals/pending", GUARD_ADMIN, h_approvals_pending },
+
+	/* delegations (h_delegations.c) */
+	{ "POST", "/workspaces/:id/delegate", GUARD_WORKSPACE, h_delegations_delegate },
+	{ "GET", "/workspaces/:id/delegations", GUARD_WORKSPACE, h_delegations_list },
+	{ "POST", "/workspaces/:id/delegations/record", GUARD_WORKSPACE, h_delegations_record },
+	{ "POST", "/workspaces/:id/delegations/:delegation_id/update", GUARD_WORKSPACE, h_delegations_update },
+	{ "POST", "/admin/a2a-queue/drop-stale", GUARD_ADMIN, h_admin_queue_drop_stale },
+
+	/* schedules (h_schedules.c); health is peer-readable, the caller checked in the handler */
+	{ "GET", "/workspaces/:id/schedules", GUARD_WORKSPACE, h_schedules_list },
+	{ "POST", "/workspaces/:id/schedules", GUARD_WORKSPACE, h_schedules_create },
+	{ "GET", "/workspaces/:id/schedules/health", GUARD_NONE, h_schedules_health },
+	{ "PATCH", "/workspaces/:id/schedules/:sid", GUARD_WORKSPACE, h_schedules_update },
+	{ "DELETE", "/workspaces/:id/schedules/:sid", GUARD_WORKSPACE, h_schedules_delete },
+	{ "POST", "/workspaces/:id/schedules/:sid/run", GUARD_WORKSPACE, h_schedules_run },
+	{ "GET", "/workspaces/:id/schedules/:sid/history", GUARD_WORKSPACE, h_schedules_history },
+	{ "GET", "/admin/schedules/health", GUARD_ADMIN, h_admin_schedules_health },
 };
 const size_t nroutes = NELEM(routes);

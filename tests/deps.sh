@@ -9,6 +9,12 @@ packages=(
 	libssl-dev libyaml-dev
 	nginx libnginx-mod-nchan postgresql redis-server
 	python3-pytest curl openssl wrk procps shellcheck cppcheck
+	# container engine for the provisioner tests (tests/engine.sh): crun fails here, runc works
+	podman runc busybox-static
+	# local image builds: git fetches the template repositories (common/images.c, tests/fixtures/gitserver.py)
+	git
+	# IANA zones the scheduler reads from /usr/share/zoneinfo (common/cron.c)
+	tzdata
 )
 
 missing=()

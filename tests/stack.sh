@@ -28,6 +28,10 @@
 #   MOLECULE_NGINX_WORKERS  nginx worker_processes (default auto)
 #   MOLECULE_PG_OPTS     extra postgres options, e.g. "-c fsync=off"
 #   MOLECULE_START_TIMEOUT  seconds to wait for the API (default 20)
+#   MOLECULE_ENGINE      0 = do not start the private Podman engine and git
+#                        server that `up` starts when DOCKER_HOST is unset and
+#                        podman is installed (the dev default: workspaces with
+#                        runtime "echo" build and run out of the box)
 # Anything else in the environment (ADMIN_TOKEN, ...) reaches moleculed.
 
 set -euo pipefail
@@ -50,10 +54,17 @@ REDIS_PID=$RUN/redis.pid
 NGX=$RUN/nginx
 NGX_PID=$NGX/nginx.pid
 FCGI_SOCK=$RUN/api.sock
+# The A2A worker pool's socket (ADR 005); MOLECULE_A2A_WORKERS=0 serves the
+# A2A route from the API pool instead (the shared-pool baseline of the bench).
+A2A_SOCK=$RUN/a2a.sock
+if [[ ${MOLECULE_A2A_WORKERS:-} == 0 ]]; then A2A_ROUTE_SOCK=$FCGI_SOCK; else A2A_ROUTE_SOCK=$A2A_SOCK; fi
 NCHAN_SOCK=$RUN/nchan.sock
 SUP_PID=$RUN/moleculed.pid
 SUP_START=$RUN/moleculed.start # its start time: tells it from a reused pid
 ENV_FILE=$RUN/stack.env
+ENGINE_DIR=$RUN/engine # tests/engine.sh's private Podman engine
+GIT_PID=$RUN/gitserver.pid
+GIT_PORT=""
 MARKER=$RUN/.molecule-stack # proves $RUN is ours before MOLECULE_CLEAN=1 deletes it
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -348,6 +359,7 @@ render_nginx() {
 	render() { # template -> output
 		sed -e "s|@RUN_DIR@|$RUN|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" \
 			-e "s|@HTTPS_PORT@|$HTTPS_PORT|g" -e "s|@FCGI_SOCKET@|$FCGI_SOCK|g" \
+			-e "s|@A2A_SOCKET@|$A2A_ROUTE_SOCK|g" \
 			-e "s|@NCHAN_MODULE@|$NCHAN_MODULE|g" -e "s|@NGINX_USER_LINE@|$user_line|g" \
 			-e "s|@WORKER_PROCESSES@|$NGINX_WORKERS|g" -e "s|@IPV6@|$v6|g" \
 			-e "s|@TLS_CERT@|$cert|g" -e "s|@TLS_KEY@|$key|g" "$1" >"$2"
@@ -387,6 +399,65 @@ render_nginx() {
 		die "nginx rejects the rendered config ($NGX/nginx.conf):"$'\n'"$out"
 }
 
+# ---------------------------------------------------------------- engine (dev default)
+
+engine_wanted() {
+	[[ -z ${DOCKER_HOST:-} && ${MOLECULE_ENGINE:-1} != 0 ]] && command -v podman >/dev/null 2>&1
+}
+
+# A private Podman engine under $RUN/engine and the test templates served as git repos with
+# a Gitea-compatible API, both on loopback; moleculed gets their coordinates.
+start_engine() {
+	engine_wanted || return 0
+	log "starting the container engine (log $LOGS/engine.log)"
+	"$REPO/tests/engine.sh" start "$ENGINE_DIR" >>"$LOGS/engine.log" 2>&1 || {
+		tail -n 20 "$LOGS/engine.log" >&2 || true
+		die "the container engine did not start (MOLECULE_ENGINE=0 skips it)"
+	}
+	export DOCKER_HOST=unix://$ENGINE_DIR/engine.sock
+	start_gitserver
+	export MOLECULE_CONTAINER_NETWORK=${MOLECULE_CONTAINER_NETWORK:-host}
+	export MOLECULE_LOCAL_TEMPLATE_REPO_PREFIX=${MOLECULE_LOCAL_TEMPLATE_REPO_PREFIX:-http://127.0.0.1:$GIT_PORT/molecule-ai/molecule-ai-workspace-template-}
+	export MOLECULE_EXTRA_RUNTIMES=${MOLECULE_EXTRA_RUNTIMES:-echo}
+	export A2A_ALLOW_LOOPBACK=${A2A_ALLOW_LOOPBACK:-1}
+	export MOLECULE_IMAGE_CACHE_DIR=${MOLECULE_IMAGE_CACHE_DIR:-$RUN/image-cache}
+}
+
+start_gitserver() {
+	local out=$RUN/gitserver.out i pid
+	stop_gitserver
+	rm -f "$out"
+	python3 "$REPO/tests/fixtures/gitserver.py" --port 0 --log "$LOGS/gitserver.log" \
+		</dev/null >"$out" 2>"$LOGS/gitserver.err" &
+	pid=$!
+	echo "$pid" >"$GIT_PID"
+	for ((i = 0; i < 100; i++)); do
+		GIT_PORT=$(head -n 1 "$out" 2>/dev/null || true)
+		[[ $GIT_PORT =~ ^[0-9]+$ ]] && return 0
+		alive "$pid" || break
+		sleep 0.1
+	done
+	tail -n 20 "$LOGS/gitserver.err" >&2 || true
+	die "the template git server did not start"
+}
+
+stop_gitserver() {
+	local pid
+	if pid=$(pid_from "$GIT_PID") && ours "$pid"; then
+		kill -TERM "$pid" 2>/dev/null || true
+		wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$GIT_PID"
+}
+
+stop_engine() {
+	stop_gitserver
+	if [[ -d $ENGINE_DIR ]]; then
+		log "stopping the container engine"
+		"$REPO/tests/engine.sh" stop "$ENGINE_DIR" >>"$LOGS/engine.log" 2>&1 || log "engine stop reported errors (see $LOGS/engine.log)"
+	fi
+}
+
 write_env() {
 	kv() { printf "%s='%s'\n" "$1" "${2//\'/\'\\\'\'}"; }
 	local tmp=$ENV_FILE.tmp
@@ -403,10 +474,13 @@ write_env() {
 		kv DATABASE_URL "$DATABASE_URL"
 		kv REDIS_URL "$REDIS_URL"
 		kv MOLECULE_FCGI_SOCKET "$FCGI_SOCK"
+		kv MOLECULE_A2A_SOCKET "$A2A_SOCK"
 		kv NCHAN_PUBLISH_SOCKET "$NCHAN_SOCK"
 		kv MOLECULE_LOG_DIR "$LOGS"
 		kv MOLECULE_ENV "$MOLECULE_ENV"
 		kv RATE_LIMIT "$RATE_LIMIT"
+		if [[ -n ${DOCKER_HOST:-} ]]; then kv DOCKER_HOST "$DOCKER_HOST"; fi
+		if [[ -n $GIT_PORT ]]; then kv GITSERVER_PORT "$GIT_PORT"; fi
 		if [[ -n ${ADMIN_TOKEN:-} ]]; then kv ADMIN_TOKEN "$ADMIN_TOKEN"; fi
 	} >"$tmp"
 	if [[ -n ${ADMIN_TOKEN:-} ]]; then chmod 600 "$tmp"; fi
@@ -423,12 +497,13 @@ run_dir_secrets_key() {
 }
 
 start_supervisor() {
-	rm -f "$FCGI_SOCK" "$SUP_PID" "$SUP_START"
+	rm -f "$FCGI_SOCK" "$A2A_SOCK" "$SUP_PID" "$SUP_START"
 	if [[ -f $LOGS/moleculed.log ]]; then mv -f "$LOGS/moleculed.log" "$LOGS/moleculed.log.1"; fi
 	log "starting $BIN_DIR/moleculed (log $LOGS/moleculed.log)"
 	(
 		export DATABASE_URL REDIS_URL MOLECULE_ENV RATE_LIMIT CORS_ORIGINS
 		export MOLECULE_FCGI_SOCKET=$FCGI_SOCK
+		export MOLECULE_A2A_SOCKET=$A2A_SOCK
 		export MOLECULE_MIGRATIONS_DIR=${MOLECULE_MIGRATIONS_DIR:-$REPO/sql}
 		export MOLECULE_LOG_DIR=$LOGS
 		export NCHAN_PUBLISH_SOCKET=$NCHAN_SOCK
@@ -440,6 +515,8 @@ start_supervisor() {
 			SECRETS_ENCRYPTION_KEY=$(run_dir_secrets_key)
 		fi
 		export MOLECULE_HTTP_PORT=$HTTP_PORT
+		# Where workspace containers reach the platform (host networking: loopback).
+		export PLATFORM_URL=${PLATFORM_URL:-http://127.0.0.1:$HTTP_PORT}
 		if [[ -n $HTTPS_PORT ]]; then export MOLECULE_HTTPS_PORT=$HTTPS_PORT; fi
 		# setsid: its own session and process group (pgid = its pid), away
 		# from the terminal's Ctrl-C; down signals the whole group.
@@ -527,7 +604,7 @@ stop_supervisor() {
 	for m in $members; do
 		if ours "$m"; then kill -KILL "$m" 2>/dev/null || true; fi
 	done
-	rm -f "$SUP_PID" "$SUP_START" "$FCGI_SOCK"
+	rm -f "$SUP_PID" "$SUP_START" "$FCGI_SOCK" "$A2A_SOCK"
 }
 
 stop_redis() {
@@ -557,6 +634,7 @@ stop_all() {
 	stop_supervisor
 	stop_redis
 	stop_postgres
+	stop_engine
 }
 
 # ---------------------------------------------------------------- commands
@@ -607,6 +685,7 @@ cmd_up() {
 	start_postgres
 	start_redis
 	render_nginx
+	start_engine
 	write_env
 	start_supervisor
 	start_nginx
@@ -687,6 +766,20 @@ cmd_status() {
 			rc=3
 		fi
 	done
+	if [[ -d $ENGINE_DIR ]]; then
+		if [[ -S $ENGINE_DIR/engine.sock ]] && curl_local --unix-socket "$ENGINE_DIR/engine.sock" -o /dev/null http://d/_ping 2>/dev/null; then
+			printf '%-10s running (unix://%s)\n' engine "$ENGINE_DIR/engine.sock"
+		else
+			printf '%-10s stopped\n' engine
+			rc=3
+		fi
+		if pid=$(pid_from "$GIT_PID") && ours "$pid"; then
+			printf '%-10s running (pid %s)\n' gitserver "$pid"
+		else
+			printf '%-10s stopped\n' gitserver
+			rc=3
+		fi
+	fi
 	if ((rc == 0)); then
 		if curl_local -o /dev/null "$base/health" 2>/dev/null; then
 			printf '%-10s %s/health answers\n' health "$base"

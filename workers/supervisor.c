@@ -39,6 +39,10 @@ struct child_def {
 static const struct child_def children[] = {
 	{ "api", "molecule-api", 1 },
 	{ "broadcaster", "molecule-broadcaster", 0 },
+	{ "dispatcher", "molecule-dispatcher", 0 },
+	{ "provisioner", "molecule-provisioner", 0 },
+	{ "sweeper", "molecule-sweeper", 0 },
+	{ "scheduler", "molecule-scheduler", 0 },
 };
 #define NCHILDREN (sizeof(children) / sizeof(children[0]))
 

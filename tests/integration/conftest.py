@@ -140,17 +140,23 @@ def start_stack(extra_env=None, https=False):
         "MOLECULE_ENV": "test",
         "RATE_LIMIT": "0",
         "MOLECULE_API_WORKERS": "3",
+        "MOLECULE_A2A_WORKERS": "2",  # the A2A pool (ADR 005), small in tests
         "MOLECULE_HEARTBEAT_INTERVAL": "1",
         "MOLECULE_STOP_TIMEOUT": "5",
         "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:log_path=%s/logs/asan" % run_dir,
         "UBSAN_OPTIONS": "print_stacktrace=1:log_path=%s/logs/ubsan" % run_dir,
         "LSAN_OPTIONS": "suppressions=%s/tests/lsan.supp:print_suppressions=0" % REPO,
+        # No container engine unless a test asks for one (engine_stack): jobs stay queued.
+        "MOLECULE_ENGINE": "0",
+        "MOLECULE_PROVISION": "0",
     })
     https_port = None
     if https:
         https_port = free_port()
         env["MOLECULE_HTTPS_PORT"] = str(https_port)
     env.update(extra_env or {})
+    for k in [k for k, v in env.items() if v is None]:  # None in extra_env unsets
+        del env[k]
     res = subprocess.run([STACK, "up"], env=env, capture_output=True, text=True, timeout=180)
     if res.returncode != 0:
         logs = ""
@@ -198,6 +204,34 @@ def stack():
 def limited_stack():
     """A second stack side by side: rate limiting on, TLS on, an admin token set."""
     s = start_stack({"RATE_LIMIT": "10", "ADMIN_TOKEN": "adm-test-token-123456"}, https=True)
+    yield s
+    problems = stop_stack(s)
+    assert not problems, "\n".join(problems)
+
+
+# --- container engine (provisioner) ------------------------------------------------------
+
+def podman_available():
+    return shutil.which("podman") is not None
+
+
+def start_engine_stack(extra_env=None):
+    """A stack with tests/engine.sh's private Podman engine and the template git server
+    (tests/stack.sh's dev default), the provisioner on, containers on the host network."""
+    env = {"ADMIN_TOKEN": ADMIN_TOKEN, "MOLECULE_ENGINE": "1", "MOLECULE_PROVISION": "1",
+           "MOLECULE_START_TIMEOUT": "60"}
+    env.update(extra_env or {})
+    env.setdefault("DOCKER_HOST", None)
+    return start_stack(env)
+
+
+@pytest.fixture(scope="module")
+def engine_stack():
+    """A module-wide stack with a real engine: POST /workspaces {"runtime":"echo"} goes online.
+    stack.env has DOCKER_HOST (the engine socket) and GITSERVER_PORT."""
+    if not podman_available():
+        pytest.skip("podman is not installed (tests/deps.sh installs it)")
+    s = start_engine_stack()
     yield s
     problems = stop_stack(s)
     assert not problems, "\n".join(problems)
