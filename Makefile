@@ -131,6 +131,8 @@ bench: all ## wrk/pgbench benchmarks (tests/bench), numbers into docs/performanc
 	BIN_DIR=$(abspath $(B)) tests/bench/secrets.sh
 	BIN_DIR=$(abspath $(B)) tests/bench/scheduler.sh
 	BIN_DIR=$(abspath $(B)) tests/bench/dispatcher.sh
+	BIN_DIR=$(abspath $(B)) tests/bench/a2a.sh
+	BIN_DIR=$(abspath $(B)) tests/bench/provision.sh
 
 fuzz: ## short libFuzzer sessions for every parser of untrusted bytes
 	tests/fuzz/run.sh
