@@ -8,12 +8,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include "common/util.h"
 
 #define ZONEINFO_DIR "/usr/share/zoneinfo"
 #define TZIF_MAX_BYTES (512 * 1024)
@@ -55,7 +56,6 @@ static int parse_field(const char *text, size_t len, const struct field_def *fd,
     char *err, size_t errlen);
 static int parse_value(const char *s, size_t len, const struct field_def *fd, int *out,
     char *err, size_t errlen);
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int day_matches(const struct cron_expr *e, int y, int m, int d);
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
 static void civil_from_days(int64_t z, int *y, int *m, int *d);
@@ -107,21 +107,21 @@ cron_parse(const char *text, struct cron_expr *e, char *err, size_t errlen)
 
 	memset(e, 0, sizeof(*e));
 	if (text == NULL || text[0] == '\0')
-		return seterr(err, errlen, "empty expression"), -1;
+		return set_err(err, errlen, "empty expression"), -1;
 	if (strlen(text) > CRON_EXPR_MAX)
-		return seterr(err, errlen, "expression too long (max %d bytes)", CRON_EXPR_MAX), -1;
+		return set_err(err, errlen, "expression too long (max %d bytes)", CRON_EXPR_MAX), -1;
 	p = text;
 	while (*p == ' ' || *p == '\t')
 		p++;
 	if (*p == '@') {
 		len[0] = strcspn(p, " \t");
 		if (p[len[0] + strspn(p + len[0], " \t")] != '\0')
-			return seterr(err, errlen, "a descriptor takes no fields after it"), -1;
+			return set_err(err, errlen, "a descriptor takes no fields after it"), -1;
 		for (i = 0; i < sizeof(descriptors) / sizeof(descriptors[0]); i++)
 			if (strlen(descriptors[i].name) == len[0] &&
 			    strncasecmp(p, descriptors[i].name, len[0]) == 0)
 				return cron_parse(descriptors[i].expr, e, err, errlen);
-		return seterr(err, errlen, "unsupported descriptor %.*s (use @yearly, @annually, "
+		return set_err(err, errlen, "unsupported descriptor %.*s (use @yearly, @annually, "
 		    "@monthly, @weekly, @daily, @midnight or @hourly)", (int)(len[0] > 32 ? 32 : len[0]), p), -1;
 	}
 	while (*p != '\0') {
@@ -135,7 +135,7 @@ cron_parse(const char *text, struct cron_expr *e, char *err, size_t errlen)
 			p++;
 	}
 	if (n != 5 || *p != '\0')
-		return seterr(err, errlen, "expected 5 fields (minute hour day-of-month month "
+		return set_err(err, errlen, "expected 5 fields (minute hour day-of-month month "
 		    "day-of-week), got %s%zu", n > 5 ? "more than " : "", n > 5 ? (size_t)5 : n), -1;
 	for (i = 0; i < 5; i++)
 		if (parse_field(start[i], len[i], &fields[i], &bits[i], err, errlen) < 0)
@@ -184,12 +184,12 @@ cron_tz_get(const char *name, char *err, size_t errlen)
 	if (name == NULL || name[0] == '\0')
 		name = "UTC";
 	if (!cron_tz_valid_name(name))
-		return seterr(err, errlen, "invalid timezone name"), NULL;
+		return set_err(err, errlen, "invalid timezone name"), NULL;
 	for (i = 0; i < tz_ncache; i++)
 		if (strcmp(tz_cache[i]->name, name) == 0)
 			return tz_cache[i];
 	if (tz_ncache == TZ_CACHE_MAX)
-		return seterr(err, errlen, "too many distinct timezones in use"), NULL;
+		return set_err(err, errlen, "too many distinct timezones in use"), NULL;
 	tz = tz_load_file(name, err, errlen);
 	if (tz == NULL && (strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0))
 		tz = tz_utc();	/* no tzdata installed: UTC still works */
@@ -222,10 +222,10 @@ cron_tz_from_bytes(const unsigned char *buf, size_t len, char *err, size_t errle
 	int version;
 
 	if (len < 44 || memcmp(buf, "TZif", 4) != 0)
-		return seterr(err, errlen, "not a TZif file"), NULL;
+		return set_err(err, errlen, "not a TZif file"), NULL;
 	version = buf[4] == 0 ? 1 : buf[4] - '0';
 	if (version < 1 || version > 4)
-		return seterr(err, errlen, "unsupported TZif version"), NULL;
+		return set_err(err, errlen, "unsupported TZif version"), NULL;
 	p = buf;
 	tsize = 4;
 	for (;;) {
@@ -234,16 +234,16 @@ cron_tz_from_bytes(const unsigned char *buf, size_t len, char *err, size_t errle
 		/* Bounds before multiplying: a hostile header must not wrap size_t. */
 		if (cnt[3] > 100000 || cnt[4] == 0 || cnt[4] > 256 || cnt[5] > 100000 || cnt[2] > 100000 ||
 		    (cnt[0] != 0 && cnt[0] != cnt[4]) || (cnt[1] != 0 && cnt[1] != cnt[4]))
-			return seterr(err, errlen, "corrupt TZif header"), NULL;
+			return set_err(err, errlen, "corrupt TZif header"), NULL;
 		block = cnt[3] * tsize + cnt[3] + cnt[4] * 6 + cnt[5] + cnt[2] * (tsize + 4) + cnt[1] + cnt[0];
 		if ((size_t)(end - p) < 44 + block)
-			return seterr(err, errlen, "truncated TZif file"), NULL;
+			return set_err(err, errlen, "truncated TZif file"), NULL;
 		if (version == 1 || tsize == 8)
 			break;
 		/* v2+: skip the 32-bit block; the 64-bit one follows with its own header. */
 		p += 44 + block;
 		if ((size_t)(end - p) < 44 || memcmp(p, "TZif", 4) != 0)
-			return seterr(err, errlen, "corrupt TZif v2 header"), NULL;
+			return set_err(err, errlen, "corrupt TZif v2 header"), NULL;
 		tsize = 8;
 	}
 	tz = calloc(1, sizeof(*tz));
@@ -260,21 +260,21 @@ cron_tz_from_bytes(const unsigned char *buf, size_t len, char *err, size_t errle
 	for (i = 0; i < cnt[3]; i++, p += tsize) {
 		tz->trans[i] = tsize == 8 ? be64(p) : (int64_t)(int32_t)be32(p);
 		if (i > 0 && tz->trans[i] <= tz->trans[i - 1]) {
-			seterr(err, errlen, "TZif transitions out of order");
+			set_err(err, errlen, "TZif transitions out of order");
 			goto fail;
 		}
 	}
 	for (i = 0; i < cnt[3]; i++, p++) {
 		tz->idx[i] = *p;
 		if (*p >= cnt[4]) {
-			seterr(err, errlen, "TZif transition names a missing type");
+			set_err(err, errlen, "TZif transition names a missing type");
 			goto fail;
 		}
 	}
 	for (i = 0; i < cnt[4]; i++, p += 6) {
 		tz->types[i] = (long)(int32_t)be32(p);
 		if (tz->types[i] <= -25 * 3600 || tz->types[i] >= 26 * 3600) {
-			seterr(err, errlen, "TZif offset out of range");
+			set_err(err, errlen, "TZif offset out of range");
 			goto fail;
 		}
 	}
@@ -286,14 +286,14 @@ cron_tz_from_bytes(const unsigned char *buf, size_t len, char *err, size_t errle
 			memcpy(footer, p + 1, (size_t)(nl - p - 1));
 			footer[nl - p - 1] = '\0';
 			if (footer[0] != '\0' && parse_posix(footer, &tz->posix) < 0) {
-				seterr(err, errlen, "TZif footer is not a valid TZ string");
+				set_err(err, errlen, "TZif footer is not a valid TZ string");
 				goto fail;
 			}
 		}
 	}
 	return tz;
 oom:
-	seterr(err, errlen, "out of memory");
+	set_err(err, errlen, "out of memory");
 fail:
 	cron_tz_free(tz);
 	return NULL;
@@ -410,12 +410,12 @@ cron_next_str(const char *expr, const char *tzname, int64_t after, int64_t *next
 	char why[256];
 
 	if (cron_parse(expr, &e, why, sizeof(why)) < 0)
-		return seterr(err, errlen, "invalid cron expression: %s", why), -1;
+		return set_err(err, errlen, "invalid cron expression: %s", why), -1;
 	tz = cron_tz_get(tzname, why, sizeof(why));
 	if (tz == NULL)
-		return seterr(err, errlen, "invalid timezone: %s", tzname ? tzname : ""), -1;
+		return set_err(err, errlen, "invalid timezone: %s", tzname ? tzname : ""), -1;
 	if (cron_next(&e, tz, after, next) < 0)
-		return seterr(err, errlen, "invalid cron expression: it never fires"), -1;
+		return set_err(err, errlen, "invalid cron expression: it never fires"), -1;
 	return 0;
 }
 
@@ -436,19 +436,19 @@ parse_field(const char *text, size_t len, const struct field_def *fd, uint64_t *
 		if (comma == NULL)
 			comma = end;
 		if (comma == item)
-			return seterr(err, errlen, "%s field: empty list item", fd->name), -1;
+			return set_err(err, errlen, "%s field: empty list item", fd->name), -1;
 		slash = memchr(item, '/', (size_t)(comma - item));
 		step = 1;
 		if (slash != NULL) {
 			if (slash + 1 == comma)
-				return seterr(err, errlen, "%s field: missing step after '/'", fd->name), -1;
+				return set_err(err, errlen, "%s field: missing step after '/'", fd->name), -1;
 			if (strspn(slash + 1, "0123456789") < (size_t)(comma - slash - 1) ||
 			    comma - slash - 1 > 4)
-				return seterr(err, errlen, "%s field: step '%.*s' is not a number", fd->name,
+				return set_err(err, errlen, "%s field: step '%.*s' is not a number", fd->name,
 				    (int)(comma - slash - 1 > 16 ? 16 : comma - slash - 1), slash + 1), -1;
 			step = atoi(slash + 1);
 			if (step < 1 || step > fd->max - fd->min + 1)
-				return seterr(err, errlen, "%s field: step %d out of range 1-%d", fd->name,
+				return set_err(err, errlen, "%s field: step %d out of range 1-%d", fd->name,
 				    step, fd->max - fd->min + 1), -1;
 		} else {
 			slash = comma;
@@ -461,7 +461,7 @@ parse_field(const char *text, size_t len, const struct field_def *fd, uint64_t *
 				hi = 6;
 		} else {
 			if (slash == item)
-				return seterr(err, errlen, "%s field: missing value", fd->name), -1;
+				return set_err(err, errlen, "%s field: missing value", fd->name), -1;
 			dash = memchr(item + 1, '-', (size_t)(slash - item - 1));
 			if (dash == NULL) {
 				if (parse_value(item, (size_t)(slash - item), fd, &lo, err, errlen) < 0)
@@ -474,7 +474,7 @@ parse_field(const char *text, size_t len, const struct field_def *fd, uint64_t *
 				    parse_value(dash + 1, (size_t)(slash - dash - 1), fd, &hi, err, errlen) < 0)
 					return -1;
 				if (lo > hi)
-					return seterr(err, errlen, "%s field: range %d-%d is reversed", fd->name,
+					return set_err(err, errlen, "%s field: range %d-%d is reversed", fd->name,
 					    lo, hi), -1;
 			}
 		}
@@ -484,7 +484,7 @@ parse_field(const char *text, size_t len, const struct field_def *fd, uint64_t *
 			return 0;
 		item = comma + 1;
 		if (item == end)
-			return seterr(err, errlen, "%s field: empty list item", fd->name), -1;
+			return set_err(err, errlen, "%s field: empty list item", fd->name), -1;
 	}
 }
 
@@ -496,7 +496,7 @@ parse_value(const char *s, size_t len, const struct field_def *fd, int *out, cha
 	size_t k;
 
 	if (len == 0)
-		return seterr(err, errlen, "%s field: missing value", fd->name), -1;
+		return set_err(err, errlen, "%s field: missing value", fd->name), -1;
 	if (fd->names != NULL && len == 3) {
 		for (i = 0; i < fd->nnames; i++)
 			if (strncasecmp(s, fd->names[i], 3) == 0) {
@@ -506,28 +506,16 @@ parse_value(const char *s, size_t len, const struct field_def *fd, int *out, cha
 	}
 	for (k = 0; k < len; k++) {
 		if (s[k] < '0' || s[k] > '9')
-			return seterr(err, errlen, "%s field: '%.*s' is not a %s", fd->name,
+			return set_err(err, errlen, "%s field: '%.*s' is not a %s", fd->name,
 			    (int)(len > 16 ? 16 : len), s, fd->names ? "number or name" : "number"), -1;
 		if (v < 100000)
 			v = v * 10 + (s[k] - '0');
 	}
 	if (v < fd->min || v > fd->max)
-		return seterr(err, errlen, "%s field: %d out of range %d-%d", fd->name, v, fd->min,
+		return set_err(err, errlen, "%s field: %d out of range %d-%d", fd->name, v, fd->min,
 		    fd->max), -1;
 	*out = v;
 	return 0;
-}
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /* Vixie cron: both day fields restricted -> either matches; otherwise both must. */
@@ -816,16 +804,16 @@ tz_load_file(const char *name, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s/%s", ZONEINFO_DIR, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		seterr(err, errlen, "unknown timezone");
+		set_err(err, errlen, "unknown timezone");
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 44 || st.st_size > TZIF_MAX_BYTES) {
-		seterr(err, errlen, "unknown timezone");
+		set_err(err, errlen, "unknown timezone");
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size);
 	if (buf == NULL) {
-		seterr(err, errlen, "out of memory");
+		set_err(err, errlen, "out of memory");
 		goto out;
 	}
 	while (got < (size_t)st.st_size) {
@@ -833,7 +821,7 @@ tz_load_file(const char *name, char *err, size_t errlen)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			seterr(err, errlen, "reading the timezone file failed");
+			set_err(err, errlen, "reading the timezone file failed");
 			goto out;
 		}
 		got += (size_t)n;

@@ -44,6 +44,8 @@ static int name_path(struct engine *e, char *out, size_t outlen, const char *pre
                      const char *post);
 static int simple(struct engine *e, const char *method, const char *pre, const char *name, const char *post,
                   long timeout_ms, const char *what, long ok_also);
+static int post_json(struct engine *e, const char *path, struct json_object *body, const char *what,
+                     struct sink *s);
 static int is_loopback(const char *host);
 static int stream_call(struct engine *e, const char *path, const char *ctype, const void *req, size_t reqlen,
                        engine_line_fn fn, void *arg, long timeout_ms, const char *what);
@@ -368,6 +370,21 @@ out:
 	return rc;
 }
 
+/* POSTs body as compact JSON; success is 200 or 201. Returns -1 with e->err set otherwise. */
+static int
+post_json(struct engine *e, const char *path, struct json_object *body, const char *what, struct sink *s)
+{
+	const char *js = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+
+	if (call(e, "POST", path, "application/json", js, strlen(js), 0, s) != 0)
+		return -1;
+	if (e->status != 201 && e->status != 200) {
+		set_http_err(e, what, &s->raw);
+		return -1;
+	}
+	return 0;
+}
+
 int
 engine_ping(struct engine *e)
 {
@@ -393,7 +410,6 @@ engine_volume_create(struct engine *e, const char *name, struct json_object *lab
 {
 	struct json_object *o;
 	struct sink s;
-	const char *js;
 	int rc = -1;
 
 	memset(&s, 0, sizeof(s));
@@ -406,13 +422,8 @@ engine_volume_create(struct engine *e, const char *name, struct json_object *lab
 	json_object_object_add(o, "Name", json_object_new_string(name));
 	if (labels != NULL)
 		json_object_object_add(o, "Labels", json_object_get(labels));
-	js = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	if (call(e, "POST", "/volumes/create", "application/json", js, strlen(js), 0, &s) != 0)
+	if (post_json(e, "/volumes/create", o, "volume create", &s) != 0)
 		goto out;
-	if (e->status != 201 && e->status != 200) {
-		set_http_err(e, "volume create", &s.raw);
-		goto out;
-	}
 	rc = 0;
 out:
 	json_object_put(o);
@@ -432,7 +443,6 @@ engine_container_create(struct engine *e, const char *name, struct json_object *
 	struct json_object *o = NULL, *id;
 	struct sink s;
 	char path[1024];
-	const char *js;
 	int rc = -1;
 
 	memset(&s, 0, sizeof(s));
@@ -445,13 +455,8 @@ engine_container_create(struct engine *e, const char *name, struct json_object *
 	}
 	if (name_path(e, path, sizeof(path), "/containers/create?name=", name, NULL) != 0)
 		return -1;
-	js = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-	if (call(e, "POST", path, "application/json", js, strlen(js), 0, &s) != 0)
+	if (post_json(e, path, body, "container create", &s) != 0)
 		goto out;
-	if (e->status != 201 && e->status != 200) {
-		set_http_err(e, "container create", &s.raw);
-		goto out;
-	}
 	o = s.raw.p ? json_tokener_parse(s.raw.p) : NULL;
 	if (o == NULL || !json_object_object_get_ex(o, "Id", &id) || !json_object_is_type(id, json_type_string)) {
 		snprintf(e->err, sizeof(e->err), "container create: engine's answer has no Id");

@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <glob.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +91,6 @@ static int build_image(struct engine *e, struct build *b, const char *dir, const
 static void build_line(void *arg, const char *line);
 static void build_flush(struct build *b);
 static void scrub(const struct conf *c, char *s);
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 void
 images_lock_with_db(int on)
@@ -143,21 +141,21 @@ images_ensure(struct engine *e, const struct conf *c, const char *runtime, image
 	if (ref != NULL && reflen > 0)
 		ref[0] = '\0';
 	if (runtime == NULL || runtime[0] == '\0') {
-		seterr(err, errlen, "no runtime given: a provisioned workspace needs one of the allowed runtimes");
+		set_err(err, errlen, "no runtime given: a provisioned workspace needs one of the allowed runtimes");
 		return -1;
 	}
 	if (strcmp(runtime, "external") == 0) {
-		seterr(err, errlen, "runtime \"external\" has no image: external workspaces run their own agent");
+		set_err(err, errlen, "runtime \"external\" has no image: external workspaces run their own agent");
 		return -1;
 	}
 	if (!images_runtime_known(c, runtime)) {
-		seterr(err, errlen, "unknown runtime \"%.64s\": not in the allowlist (langgraph, claude-code, openclaw, "
+		set_err(err, errlen, "unknown runtime \"%.64s\": not in the allowlist (langgraph, claude-code, openclaw, "
 		    "deepagents, crewai, autogen, hermes, gemini-cli, codex; more via MOLECULE_EXTRA_RUNTIMES)",
 		    valid_name(runtime, 64) ? runtime : "(invalid name)");
 		return -1;
 	}
 	if (images_resolve(c, &src) < 0) {
-		seterr(err, errlen, "image source not configured: set MOLECULE_IMAGE_REGISTRY or "
+		set_err(err, errlen, "image source not configured: set MOLECULE_IMAGE_REGISTRY or "
 		    "MOLECULE_LOCAL_TEMPLATE_REPO_PREFIX");
 		return -1;
 	}
@@ -184,7 +182,7 @@ ensure_registry(struct engine *e, const struct conf *c, const char *prefix, cons
 	snprintf(image, sizeof(image), "%s/workspace-template-%s:latest", prefix, runtime);
 	have = engine_image_exists(e, image);
 	if (have < 0) {
-		seterr(err, errlen, "cannot reach the container engine to look up image %s: %s", image,
+		set_err(err, errlen, "cannot reach the container engine to look up image %s: %s", image,
 		    engine_error(e));
 		return -1;
 	}
@@ -196,7 +194,7 @@ ensure_registry(struct engine *e, const struct conf *c, const char *prefix, cons
 		emit(ev, arg, "IMAGE_PULL_STARTED", p);
 		log_info("images: pulling %s", image);
 		if (engine_image_pull(e, image, NULL, NULL, (long)c->image_build_timeout_s * 1000) < 0) {
-			seterr(err, errlen, "pulling image %s failed: %s", image, engine_error(e));
+			set_err(err, errlen, "pulling image %s failed: %s", image, engine_error(e));
 			scrub(c, err);
 			emit_error(ev, arg, "IMAGE_PULL_FAILED", runtime, err);
 			return -1;
@@ -208,7 +206,7 @@ ensure_registry(struct engine *e, const struct conf *c, const char *prefix, cons
 		emit(ev, arg, "IMAGE_PULL_FINISHED", p);
 	}
 	if (strlen(image) >= reflen) {
-		seterr(err, errlen, "image reference too long: %s", image);
+		set_err(err, errlen, "image reference too long: %s", image);
 		return -1;
 	}
 	snprintf(ref, reflen, "%s", image);
@@ -236,12 +234,12 @@ ensure_local(struct engine *e, const struct conf *c, const char *prefix, const c
 		return -1;
 	snprintf(tag, sizeof(tag), "workspace-template-%s:sha-%.12s", runtime, sha);
 	if (strlen(tag) >= reflen) {
-		seterr(err, errlen, "image reference too long: %s", tag);
+		set_err(err, errlen, "image reference too long: %s", tag);
 		return -1;
 	}
 	have = engine_image_exists(e, tag);
 	if (have < 0) {
-		seterr(err, errlen, "cannot reach the container engine to look up image %s: %s", tag, engine_error(e));
+		set_err(err, errlen, "cannot reach the container engine to look up image %s: %s", tag, engine_error(e));
 		return -1;
 	}
 	if (have == 1) {
@@ -261,25 +259,25 @@ ensure_local(struct engine *e, const struct conf *c, const char *prefix, const c
 	/* One build per tag: whoever gets the lock builds, everyone else re-checks the cache after it. */
 	lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lockfd < 0) {
-		seterr(err, errlen, "cannot open build lock %s: %s", lockp, strerror(errno));
+		set_err(err, errlen, "cannot open build lock %s: %s", lockp, strerror(errno));
 		goto out;
 	}
 	if (lock_acquire(tag, deadline, &db_locked, err, errlen) < 0)
 		goto out;
 	while (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK && errno != EINTR) {
-			seterr(err, errlen, "cannot lock %s: %s", lockp, strerror(errno));
+			set_err(err, errlen, "cannot lock %s: %s", lockp, strerror(errno));
 			goto out;
 		}
 		if (now_mono_ms() > deadline) {
-			seterr(err, errlen, "waited %llds for another build of %s", (long long)c->image_build_timeout_s, tag);
+			set_err(err, errlen, "waited %llds for another build of %s", (long long)c->image_build_timeout_s, tag);
 			goto out;
 		}
 		usleep(LOCK_POLL_MS * 1000);
 	}
 	have = engine_image_exists(e, tag);
 	if (have < 0) {
-		seterr(err, errlen, "cannot reach the container engine to look up image %s: %s", tag, engine_error(e));
+		set_err(err, errlen, "cannot reach the container engine to look up image %s: %s", tag, engine_error(e));
 		goto out;
 	}
 	if (have == 1) {
@@ -295,7 +293,7 @@ ensure_local(struct engine *e, const struct conf *c, const char *prefix, const c
 	b.arg = arg;
 	b.log = fopen(logp, "we");
 	if (b.log == NULL) {
-		seterr(err, errlen, "cannot write build log %s: %s", logp, strerror(errno));
+		set_err(err, errlen, "cannot write build log %s: %s", logp, strerror(errno));
 		goto out;
 	}
 	started = 1;
@@ -316,13 +314,13 @@ ensure_local(struct engine *e, const struct conf *c, const char *prefix, const c
 			goto out;
 		}
 		if (rename(tmp, dir) < 0) {
-			seterr(err, errlen, "cannot move clone into %s: %s", dir, strerror(errno));
+			set_err(err, errlen, "cannot move clone into %s: %s", dir, strerror(errno));
 			(void)rm_tree(tmp);
 			goto out;
 		}
 		b.log = fopen(logp, "ae");
 		if (b.log == NULL) {
-			seterr(err, errlen, "cannot write build log %s: %s", logp, strerror(errno));
+			set_err(err, errlen, "cannot write build log %s: %s", logp, strerror(errno));
 			goto out;
 		}
 	} else {
@@ -410,7 +408,7 @@ split_repo_url(const char *prefix, const char *runtime, struct repo_url *u, char
 		goto bad;
 	return 0;
 bad:
-	seterr(err, errlen, "MOLECULE_LOCAL_TEMPLATE_REPO_PREFIX must look like "
+	set_err(err, errlen, "MOLECULE_LOCAL_TEMPLATE_REPO_PREFIX must look like "
 	    "https://gitea.host/<owner>/<repo-prefix-> (got an unusable URL)");
 	return -1;
 }
@@ -446,7 +444,7 @@ gitea_get(const struct conf *c, const char *url, struct body *b, long *status, c
 	*status = 0;
 	h = curl_easy_init();
 	if (h == NULL) {
-		seterr(err, errlen, "out of memory (curl)");
+		set_err(err, errlen, "out of memory (curl)");
 		return -1;
 	}
 	hdrs = curl_slist_append(hdrs, "Accept: application/json");
@@ -469,9 +467,9 @@ gitea_get(const struct conf *c, const char *url, struct body *b, long *status, c
 	cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
 		if (b->over)
-			seterr(err, errlen, "Gitea answer from %s is larger than %d bytes", url, GITEA_BODY_CAP);
+			set_err(err, errlen, "Gitea answer from %s is larger than %d bytes", url, GITEA_BODY_CAP);
 		else
-			seterr(err, errlen, "Gitea unreachable (%s): %s", url, curl_easy_strerror(cc));
+			set_err(err, errlen, "Gitea unreachable (%s): %s", url, curl_easy_strerror(cc));
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
@@ -495,7 +493,7 @@ gitea_branch_sha(const struct conf *c, const struct repo_url *u, char *sha, size
 
 	b.buf = xmalloc(GITEA_BODY_CAP + 1);
 	if (!valid_branch(branch)) {
-		seterr(err, errlen, "MOLECULE_LOCAL_TEMPLATE_BRANCH has characters a branch name cannot have");
+		set_err(err, errlen, "MOLECULE_LOCAL_TEMPLATE_BRANCH has characters a branch name cannot have");
 		goto out;
 	}
 	snprintf(url, sizeof(url), "%s/branches/%s", u->api_base, branch);
@@ -503,30 +501,30 @@ gitea_branch_sha(const struct conf *c, const struct repo_url *u, char *sha, size
 		goto out;
 	if (status == 200) {
 		if (gitea_parse_branch(b.buf, b.len, sha, shalen) < 0) {
-			seterr(err, errlen, "Gitea answer for branch %s of %s has no usable commit id", branch, u->display);
+			set_err(err, errlen, "Gitea answer for branch %s of %s has no usable commit id", branch, u->display);
 			goto out;
 		}
 		rc = 0;
 		goto out;
 	}
 	if (status == 401 || status == 403) {
-		seterr(err, errlen, "Gitea refused access to %s (HTTP %ld): check MOLECULE_GITEA_TOKEN", u->display, status);
+		set_err(err, errlen, "Gitea refused access to %s (HTTP %ld): check MOLECULE_GITEA_TOKEN", u->display, status);
 		goto out;
 	}
 	if (status != 404) {
-		seterr(err, errlen, "Gitea answered HTTP %ld for branch %s of %s", status, branch, u->display);
+		set_err(err, errlen, "Gitea answered HTTP %ld for branch %s of %s", status, branch, u->display);
 		goto out;
 	}
 	if (gitea_get(c, u->api_base, &b, &status, err, errlen) < 0)
 		goto out;
 	if (status == 200)
-		seterr(err, errlen, "branch %s not found in template repository %s (MOLECULE_LOCAL_TEMPLATE_BRANCH)",
+		set_err(err, errlen, "branch %s not found in template repository %s (MOLECULE_LOCAL_TEMPLATE_BRANCH)",
 		    branch, u->display);
 	else if (status == 404)
-		seterr(err, errlen, "template repository %s not found on Gitea: the runtime is not mirrored there",
+		set_err(err, errlen, "template repository %s not found on Gitea: the runtime is not mirrored there",
 		    u->display);
 	else
-		seterr(err, errlen, "Gitea answered HTTP %ld for template repository %s", status, u->display);
+		set_err(err, errlen, "Gitea answered HTTP %ld for template repository %s", status, u->display);
 out:
 	free(b.buf);
 	return rc;
@@ -589,7 +587,7 @@ fetch_clone(const struct conf *c, const struct repo_url *u, const char *sha, con
 	}
 	env = argv_dup(envs);
 	if (mkdir(dir, 0700) < 0) {
-		seterr(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		set_err(err, errlen, "cannot create %s: %s", dir, strerror(errno));
 		goto out;
 	}
 	for (i = 0; i < 3; i++) {
@@ -598,7 +596,7 @@ fetch_clone(const struct conf *c, const struct repo_url *u, const char *sha, con
 		argv_free(argv);
 		argv = NULL;
 		if (st != 0) {
-			seterr(err, errlen, "%s of %s at %.12s failed (%s); see %s", names[i], u->display, sha,
+			set_err(err, errlen, "%s of %s at %.12s failed (%s); see %s", names[i], u->display, sha,
 			    why, log_path);
 			goto out;
 		}
@@ -618,7 +616,7 @@ build_image(struct engine *e, struct build *b, const char *dir, const char *tag,
 
 	tar_init(&t, CONTEXT_CAP);
 	if (tar_add_tree(&t, dir) < 0 || tar_finish(&t) < 0) {
-		seterr(err, errlen, "cannot pack build context %s: %s", dir, t.err);
+		set_err(err, errlen, "cannot pack build context %s: %s", dir, t.err);
 		goto out;
 	}
 	fprintf(b->log, "build %s (context %zu bytes, platform linux/amd64)\n", tag, t.len);
@@ -627,7 +625,7 @@ build_image(struct engine *e, struct build *b, const char *dir, const char *tag,
 	if (engine_build(e, tag, "linux/amd64", t.buf, t.len, build_line, b,
 	    (long)b->c->image_build_timeout_s * 1000) < 0) {
 		build_flush(b);
-		seterr(err, errlen, "building image %s failed: %s", tag, engine_error(e));
+		set_err(err, errlen, "building image %s failed: %s", tag, engine_error(e));
 		goto out;
 	}
 	build_flush(b);
@@ -713,7 +711,7 @@ lock_acquire(const char *key, int64_t deadline, int *db_locked, char *err, size_
 			break;
 		}
 		if (now_mono_ms() > deadline) {
-			seterr(err, errlen, "timed out waiting for another platform process building %s", key);
+			set_err(err, errlen, "timed out waiting for another platform process building %s", key);
 			rc = -1;
 			break;
 		}
@@ -750,15 +748,15 @@ cache_root(const struct conf *c, const char *runtime, char *out, size_t outlen, 
 	else if (home != NULL && home[0] == '/')
 		snprintf(base, sizeof(base), "%s/.cache/molecule", home);
 	else {
-		seterr(err, errlen, "no image cache folder: set MOLECULE_IMAGE_CACHE_DIR (HOME is unset)");
+		set_err(err, errlen, "no image cache folder: set MOLECULE_IMAGE_CACHE_DIR (HOME is unset)");
 		return -1;
 	}
 	if ((size_t)snprintf(out, outlen, "%s/%s", base, runtime) >= outlen) {
-		seterr(err, errlen, "MOLECULE_IMAGE_CACHE_DIR is too long");
+		set_err(err, errlen, "MOLECULE_IMAGE_CACHE_DIR is too long");
 		return -1;
 	}
 	if (mkdir_p(out, 0700) < 0) {
-		seterr(err, errlen, "cannot create image cache folder %s: %s", out, strerror(errno));
+		set_err(err, errlen, "cannot create image cache folder %s: %s", out, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -914,16 +912,4 @@ scrub(const struct conf *c, char *s)
 		memcpy(p, "[masked]", 8);
 		memmove(p + 8, p + tl, strlen(p + tl) + 1);
 	}
-}
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +24,6 @@ static void child_exec(char *const argv[], char **envp, const char *cwd, int log
     __attribute__((noreturn));
 static int wait_deadline(pid_t pid, int64_t deadline, int *status, int *timed_out);
 static void sleep_ms(long ms);
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 int
 spawn_run(char *const argv[], char *const env_add[], const char *cwd, const char *log_path,
@@ -39,7 +36,7 @@ spawn_run(char *const argv[], char *const env_add[], const char *cwd, const char
 	int64_t deadline;
 
 	if (argv == NULL || argv[0] == NULL) {
-		seterr(err, errlen, "spawn: empty argv");
+		set_err(err, errlen, "spawn: empty argv");
 		return -1;
 	}
 	/* Everything that allocates happens before fork: the child only calls async-signal-safe functions. */
@@ -47,19 +44,19 @@ spawn_run(char *const argv[], char *const env_add[], const char *cwd, const char
 	logfd = open(log_path != NULL ? log_path : "/dev/null",
 	    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (logfd < 0) {
-		seterr(err, errlen, "spawn %s: cannot open log %s: %s", argv[0],
+		set_err(err, errlen, "spawn %s: cannot open log %s: %s", argv[0],
 		    log_path != NULL ? log_path : "/dev/null", strerror(errno));
 		goto out;
 	}
 	/* exec failure travels back on a close-on-exec pipe: EOF means exec succeeded. */
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		seterr(err, errlen, "spawn %s: pipe: %s", argv[0], strerror(errno));
+		set_err(err, errlen, "spawn %s: pipe: %s", argv[0], strerror(errno));
 		goto out;
 	}
 	deadline = now_mono_ms() + (timeout_ms > 0 ? timeout_ms : 1);
 	pid = fork();
 	if (pid < 0) {
-		seterr(err, errlen, "spawn %s: fork: %s", argv[0], strerror(errno));
+		set_err(err, errlen, "spawn %s: fork: %s", argv[0], strerror(errno));
 		goto out;
 	}
 	if (pid == 0)
@@ -72,25 +69,25 @@ spawn_run(char *const argv[], char *const env_add[], const char *cwd, const char
 		n = read(pfd[0], &child_errno, sizeof(child_errno));
 	while (n < 0 && errno == EINTR);
 	if (wait_deadline(pid, deadline, &status, &timed_out) < 0) {
-		seterr(err, errlen, "spawn %s: waitpid: %s", argv[0], strerror(errno));
+		set_err(err, errlen, "spawn %s: waitpid: %s", argv[0], strerror(errno));
 		goto out;
 	}
 	if (n == (ssize_t)sizeof(child_errno)) {
-		seterr(err, errlen, "cannot run %s: %s", argv[0], strerror(child_errno));
+		set_err(err, errlen, "cannot run %s: %s", argv[0], strerror(child_errno));
 		goto out;
 	}
 	if (timed_out) {
-		seterr(err, errlen, "%s killed: no result within %ld ms", argv[0], timeout_ms);
+		set_err(err, errlen, "%s killed: no result within %ld ms", argv[0], timeout_ms);
 		goto out;
 	}
 	if (WIFEXITED(status)) {
 		rc = WEXITSTATUS(status);
 		if (rc != 0)
-			seterr(err, errlen, "%s exited with status %d", argv[0], rc);
+			set_err(err, errlen, "%s exited with status %d", argv[0], rc);
 	} else if (WIFSIGNALED(status)) {
-		seterr(err, errlen, "%s killed by signal %d", argv[0], WTERMSIG(status));
+		set_err(err, errlen, "%s killed by signal %d", argv[0], WTERMSIG(status));
 	} else {
-		seterr(err, errlen, "%s ended with wait status 0x%x", argv[0], (unsigned)status);
+		set_err(err, errlen, "%s ended with wait status 0x%x", argv[0], (unsigned)status);
 	}
 out:
 	if (pfd[0] >= 0)
@@ -214,16 +211,4 @@ sleep_ms(long ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }

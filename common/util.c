@@ -1,5 +1,5 @@
 /*
- * util.c: small helpers every module uses: fatal, allocation, clocks, bounded parsing.
+ * util.c: small helpers every module uses: fatal, allocation, clocks, bounded parsing, error text.
  * Owns nothing beyond what it returns to the caller.
  */
 #include "common/util.h"
@@ -121,6 +121,31 @@ parse_int64(const char *s, int64_t min, int64_t max, int64_t *out, const char **
 	}
 	*out = v;
 	return 0;
+}
+
+void
+set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+size_t
+utf8_prefix_len(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
 }
 
 int

@@ -1,5 +1,5 @@
 /*
- * util.h: small helpers every module uses: UNUSED, fatal, clocks, bounded parsing.
+ * util.h: small helpers every module uses: UNUSED, fatal, clocks, bounded parsing, error text.
  * Owns nothing; strings returned are caller-provided buffers.
  */
 #ifndef MOLECULE_UTIL_H
@@ -33,6 +33,15 @@ void rfc3339(time_t t, char *buf, size_t len);
  * Returns 0 and sets *out, or -1 with *why set to a static reason.
  */
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out, const char **why);
+
+/* printf into err[errlen] for the callers' error buffers; does nothing when err is NULL or errlen 0. */
+__attribute__((format(printf, 3, 4))) void set_err(char *err, size_t errlen, const char *fmt, ...);
+
+/*
+ * The length of s cut to at most max bytes without splitting a UTF-8 sequence:
+ * strlen(s) when it fits, so s[result] == '\0' tells "not cut".
+ */
+size_t utf8_prefix_len(const char *s, size_t max);
 
 /* Case-sensitive suffix and prefix tests. */
 int str_has_prefix(const char *s, const char *prefix);

@@ -33,8 +33,6 @@
 static const char *const activity_types[] = { "a2a_send", "a2a_receive", "task_update",
 	"agent_log", "skill_promotion", "memory_write", "error" };
 
-static int opt_str(struct req *r, struct json_object *body, const char *key, size_t max,
-    const char **out);
 static int opt_json(struct req *r, struct json_object *body, const char *key, const char **out);
 static void add_raw_json(struct json_object *obj, const char *key, const char *text);
 static struct json_object *str_or_null(const char *s);
@@ -130,7 +128,7 @@ h_activity_report(struct req *r)
 		return resp_error(r, 400, "invalid workspace ID", NULL);
 	if (req_json_body(r, &body) < 0)
 		return -1;
-	if (opt_str(r, body, "activity_type", TYPE_MAX, &type) < 0)
+	if (req_body_str(r, body, "activity_type", TYPE_MAX, &type) < 0)
 		return -1;
 	if (type == NULL)
 		return resp_error(r, 400, "activity_type is required", NULL);
@@ -140,12 +138,12 @@ h_activity_report(struct req *r)
 	if (i == NELEM(activity_types))
 		return resp_error(r, 400, "invalid activity_type, must be one of: a2a_send, "
 		    "a2a_receive, task_update, agent_log, skill_promotion, memory_write, error", NULL);
-	if (opt_str(r, body, "method", METHOD_MAX, &method) < 0 ||
-	    opt_str(r, body, "summary", SUMMARY_MAX, &summary) < 0 ||
-	    opt_str(r, body, "target_id", 64, &target) < 0 ||
-	    opt_str(r, body, "source_id", 64, &source) < 0 ||
-	    opt_str(r, body, "status", STATUS_MAX, &status) < 0 ||
-	    opt_str(r, body, "error_detail", ERROR_DETAIL_MAX, &detail) < 0)
+	if (req_body_str(r, body, "method", METHOD_MAX, &method) < 0 ||
+	    req_body_str(r, body, "summary", SUMMARY_MAX, &summary) < 0 ||
+	    req_body_str(r, body, "target_id", 64, &target) < 0 ||
+	    req_body_str(r, body, "source_id", 64, &source) < 0 ||
+	    req_body_str(r, body, "status", STATUS_MAX, &status) < 0 ||
+	    req_body_str(r, body, "error_detail", ERROR_DETAIL_MAX, &detail) < 0)
 		return -1;
 	if (target != NULL && !is_uuid(target))
 		return resp_error(r, 400, "target_id must be a UUID", NULL);
@@ -264,38 +262,6 @@ h_activity_notify(struct req *r)
 	return resp_json(r, 200, out);
 }
 
-/*
- * An optional string member: absent, null or "" give *out = NULL. Returns 0, or -1 with a
- * 400 naming the field (not a string, a NUL inside, longer than max bytes).
- */
-static int
-opt_str(struct req *r, struct json_object *body, const char *key, size_t max, const char **out)
-{
-	struct json_object *v;
-	const char *s;
-	char msg[96];
-
-	*out = NULL;
-	if (!json_object_object_get_ex(body, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_string)) {
-		snprintf(msg, sizeof(msg), "%s must be a string", key);
-		return resp_error(r, 400, msg, NULL);
-	}
-	s = json_object_get_string(v);
-	if ((size_t)json_object_get_string_len(v) != strlen(s)) {
-		snprintf(msg, sizeof(msg), "%s must not contain NUL characters", key);
-		return resp_error(r, 400, msg, NULL);
-	}
-	if (strlen(s) > max) {
-		snprintf(msg, sizeof(msg), "%s too long (max %zu bytes)", key, max);
-		return resp_error(r, 400, msg, NULL);
-	}
-	if (s[0] != '\0')
-		*out = s;
-	return 0;
-}
-
 /* An optional JSON member of any type, serialised for a jsonb parameter; null is absent. */
 static int
 opt_json(struct req *r, struct json_object *body, const char *key, const char **out)
@@ -403,14 +369,9 @@ check_attachments(struct req *r, struct json_object *body, struct json_object **
 static const char *
 utf8_prefix(struct req *r, const char *s, size_t max)
 {
-	size_t n = strlen(s);
+	size_t n = utf8_prefix_len(s, max);
 
-	if (n <= max)
-		return s;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-		n--;
-	return arena_strndup(r->arena, s, n);
+	return s[n] == '\0' ? s : arena_strndup(r->arena, s, n);
 }
 
 /*

@@ -38,8 +38,8 @@ struct actor {
 static int sweep(struct req *r);
 static int authorise(struct req *r, const char *ws, struct actor *who);
 static int may_act(struct req *r, const char *assignee, const char *actor);
-static int opt_str(struct req *r, struct json_object *body, const char *key, size_t max,
-    const char **out);
+static int lock_pending(struct req *r, const char *ws, const char *aid, const char *what,
+    PGresult **res);
 static int opt_seconds(struct req *r, struct json_object *body, const char *key, char *buf,
     size_t len, const char **out);
 static int record_escalated(struct req *r, const PGresult *res, int row);
@@ -65,12 +65,12 @@ h_approvals_create(struct req *r)
 		return resp_error(r, 400, "invalid workspace ID", NULL);
 	if (req_json_body(r, &body) < 0)
 		return -1;
-	if (opt_str(r, body, "action", ACTION_MAX, &action) < 0)
+	if (req_body_str(r, body, "action", ACTION_MAX, &action) < 0)
 		return -1;
 	if (action == NULL)
 		return resp_error(r, 400, "invalid request body", NULL);
-	if (opt_str(r, body, "task_id", TASK_ID_MAX, &task) < 0 ||
-	    opt_str(r, body, "reason", REASON_MAX, &reason) < 0 ||
+	if (req_body_str(r, body, "task_id", TASK_ID_MAX, &task) < 0 ||
+	    req_body_str(r, body, "reason", REASON_MAX, &reason) < 0 ||
 	    opt_seconds(r, body, "expires_in_seconds", ebuf, sizeof(ebuf), &expires) < 0 ||
 	    opt_seconds(r, body, "escalate_after_seconds", abuf, sizeof(abuf), &after) < 0)
 		return -1;
@@ -222,8 +222,8 @@ h_approvals_decide(struct req *r)
 		return resp_error(r, 403, "a workspace cannot decide its own approval request", NULL);
 	if (req_json_body(r, &body) < 0)
 		return -1;
-	if (opt_str(r, body, "decision", 16, &decision) < 0 ||
-	    opt_str(r, body, "decided_by", DECIDED_BY_MAX, &by) < 0)
+	if (req_body_str(r, body, "decision", 16, &decision) < 0 ||
+	    req_body_str(r, body, "decided_by", DECIDED_BY_MAX, &by) < 0)
 		return -1;
 	if (decision == NULL || (strcmp(decision, "approved") != 0 && strcmp(decision, "denied") != 0))
 		return resp_error(r, 400, "decision must be 'approved' or 'denied'", NULL);
@@ -232,23 +232,9 @@ h_approvals_decide(struct req *r)
 		by = who.workspace_id;
 	else if (by == NULL)
 		by = "human";
-	if (aid == NULL || !is_uuid(aid))
-		return resp_error(r, 404, NOT_FOUND, NULL);
-	if (sweep(r) < 0)
-		return fail_tx(r, "failed to decide approval");
-
-	if (db_begin(r->arena) < 0)
-		return fail_tx(r, "failed to decide approval");
+	if (lock_pending(r, ws, aid, "failed to decide approval", &res) < 0)
+		return -1;
 	params[0] = aid;
-	params[1] = ws;
-	res = db_exec(r->arena, "SELECT assignee_id FROM approval_requests WHERE id = $1::uuid "
-	    "AND workspace_id = $2::uuid AND status = 'pending' FOR UPDATE", 2, params);
-	if (res == NULL)
-		return fail_tx(r, "failed to decide approval");
-	if (PQntuples(res) == 0) {
-		db_rollback();
-		return resp_error(r, 404, NOT_FOUND, NULL);
-	}
 	if (who.workspace_id != NULL) {
 		switch (may_act(r, db_value(res, 0, 0), who.workspace_id)) {
 		case -1:
@@ -282,7 +268,7 @@ h_approvals_decide(struct req *r)
 int
 h_approvals_escalate(struct req *r)
 {
-	const char *ws = req_param(r, "id"), *aid = req_param(r, "approvalId"), *params[2];
+	const char *ws = req_param(r, "id"), *aid = req_param(r, "approvalId"), *params[1];
 	struct json_object *out;
 	struct actor who;
 	PGresult *res;
@@ -291,23 +277,9 @@ h_approvals_escalate(struct req *r)
 		return resp_error(r, 400, "invalid workspace ID", NULL);
 	if (authorise(r, ws, &who) < 0)
 		return -1;
-	if (aid == NULL || !is_uuid(aid))
-		return resp_error(r, 404, NOT_FOUND, NULL);
-	if (sweep(r) < 0)
-		return fail_tx(r, "failed to escalate approval");
-
-	if (db_begin(r->arena) < 0)
-		return fail_tx(r, "failed to escalate approval");
+	if (lock_pending(r, ws, aid, "failed to escalate approval", &res) < 0)
+		return -1;
 	params[0] = aid;
-	params[1] = ws;
-	res = db_exec(r->arena, "SELECT assignee_id FROM approval_requests WHERE id = $1::uuid "
-	    "AND workspace_id = $2::uuid AND status = 'pending' FOR UPDATE", 2, params);
-	if (res == NULL)
-		return fail_tx(r, "failed to escalate approval");
-	if (PQntuples(res) == 0) {
-		db_rollback();
-		return resp_error(r, 404, NOT_FOUND, NULL);
-	}
 	if (db_value(res, 0, 0) == NULL) {
 		db_rollback();
 		return resp_error(r, 409, "approval is already with a human: nothing above to escalate to",
@@ -504,38 +476,6 @@ list_json(struct req *r, const PGresult *res, int with_workspace)
 	return arr;
 }
 
-/*
- * An optional string member: absent, null or "" give *out = NULL. Returns 0, or -1 with a
- * 400 naming the field.
- */
-static int
-opt_str(struct req *r, struct json_object *body, const char *key, size_t max, const char **out)
-{
-	struct json_object *v;
-	const char *s;
-	char msg[96];
-
-	*out = NULL;
-	if (!json_object_object_get_ex(body, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_string)) {
-		snprintf(msg, sizeof(msg), "%s must be a string", key);
-		return resp_error(r, 400, msg, NULL);
-	}
-	s = json_object_get_string(v);
-	if ((size_t)json_object_get_string_len(v) != strlen(s)) {
-		snprintf(msg, sizeof(msg), "%s must not contain NUL characters", key);
-		return resp_error(r, 400, msg, NULL);
-	}
-	if (strlen(s) > max) {
-		snprintf(msg, sizeof(msg), "%s too long (max %zu bytes)", key, max);
-		return resp_error(r, 400, msg, NULL);
-	}
-	if (s[0] != '\0')
-		*out = s;
-	return 0;
-}
-
 /* An optional whole number of seconds in [1, DEADLINE_MAX] rendered into buf; absent gives NULL. */
 static int
 opt_seconds(struct req *r, struct json_object *body, const char *key, char *buf, size_t len,
@@ -554,6 +494,32 @@ opt_seconds(struct req *r, struct json_object *body, const char *key, char *buf,
 	}
 	snprintf(buf, len, "%lld", (long long)json_object_get_int64(v));
 	*out = buf;
+	return 0;
+}
+
+/*
+ * Sweeps, then opens a transaction locking the pending request aid of ws. Returns 0 with
+ * *res (assignee_id in column 0), or -1 with a 404 or fail_tx(what) response set.
+ */
+static int
+lock_pending(struct req *r, const char *ws, const char *aid, const char *what, PGresult **res)
+{
+	const char *params[2];
+
+	if (aid == NULL || !is_uuid(aid))
+		return resp_error(r, 404, NOT_FOUND, NULL);
+	if (sweep(r) < 0 || db_begin(r->arena) < 0)
+		return fail_tx(r, what);
+	params[0] = aid;
+	params[1] = ws;
+	*res = db_exec(r->arena, "SELECT assignee_id FROM approval_requests WHERE id = $1::uuid "
+	    "AND workspace_id = $2::uuid AND status = 'pending' FOR UPDATE", 2, params);
+	if (*res == NULL)
+		return fail_tx(r, what);
+	if (PQntuples(*res) == 0) {
+		db_rollback();
+		return resp_error(r, 404, NOT_FOUND, NULL);
+	}
 	return 0;
 }
 

@@ -410,12 +410,7 @@ str_member(struct json_object *body, const char *key, size_t max)
 static const char *
 truncated(struct req *r, const char *s, size_t max)
 {
-	size_t n = strlen(s);
+	size_t n = utf8_prefix_len(s, max);
 
-	if (n <= max)
-		return s;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-		n--;
-	return arena_printf(r->arena, "%.*s...", (int)n, s);
+	return s[n] == '\0' ? s : arena_printf(r->arena, "%.*s...", (int)n, s);
 }

@@ -624,28 +624,15 @@ get_str(struct req *r, struct json_object *body, const char *key, size_t max, in
     const char **out)
 {
 	struct json_object *v;
-	const char *s;
 	char msg[96];
 
-	*out = NULL;
-	if (!json_object_object_get_ex(body, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_string)) {
-		snprintf(msg, sizeof(msg), required ? "%s is required" : "%s must be a string", key);
+	if (required && json_object_object_get_ex(body, key, &v) && v != NULL &&
+	    !json_object_is_type(v, json_type_string)) {
+		*out = NULL;
+		snprintf(msg, sizeof(msg), "%s is required", key);
 		return resp_error(r, 400, msg, NULL);
 	}
-	s = json_object_get_string(v);
-	if ((size_t)json_object_get_string_len(v) != strlen(s)) {
-		snprintf(msg, sizeof(msg), "%s must not contain NUL characters", key);
-		return resp_error(r, 400, msg, NULL);
-	}
-	if (strlen(s) > max) {
-		snprintf(msg, sizeof(msg), "%s too long (max %zu bytes)", key, max);
-		return resp_error(r, 400, msg, NULL);
-	}
-	if (s[0] != '\0')
-		*out = s;
-	return 0;
+	return req_body_str(r, body, key, max, out);
 }
 
 static int

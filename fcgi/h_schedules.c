@@ -28,6 +28,15 @@
 #define HISTORY_ROWS "20"
 #define ADMIN_HEALTH_MAX "5000"
 
+/* How a result column becomes a JSON member: string, "t"/"f" boolean, NULL-able string, integer. */
+enum col_kind { COL_STR, COL_BOOL, COL_OPT_STR, COL_INT };
+
+/* One member of a row object; column i of the result feeds entry i of the table. */
+struct col {
+	const char *key;
+	enum col_kind kind;
+};
+
 /* The fields a POST or PATCH may carry; NULL / -1 when absent. */
 struct sched_in {
 	const char *name, *cron_expr, *timezone, *prompt;
@@ -45,6 +54,8 @@ static int record_event(struct req *r, const char *type, const char *ws, const c
     const char *name);
 static struct json_object *str_or_null(const char *s);
 static struct json_object *int_of(const char *s);
+static struct json_object *rows_json(struct req *r, const PGresult *res, const struct col *cols,
+    size_t ncols);
 static int check_ids(struct req *r, const char **id, const char **sid);
 
 /* Columns of GET /workspaces/:id/schedules, in the reference's order. */
@@ -55,13 +66,27 @@ static const char list_sql[] =
     DB_RFC3339("created_at") ", " DB_RFC3339("updated_at") " "
     "FROM workspace_schedules WHERE workspace_id = $1::uuid ORDER BY created_at, id";
 
+/* The members of each list_sql row, in its column order. */
+static const struct col list_cols[] = {
+	{ "id", COL_STR }, { "workspace_id", COL_STR }, { "name", COL_STR },
+	{ "cron_expr", COL_STR }, { "timezone", COL_STR }, { "prompt", COL_STR },
+	{ "enabled", COL_BOOL }, { "last_run_at", COL_OPT_STR }, { "next_run_at", COL_OPT_STR },
+	{ "run_count", COL_INT }, { "last_status", COL_STR }, { "last_error", COL_STR },
+	{ "source", COL_STR }, { "created_at", COL_STR }, { "updated_at", COL_STR },
+};
+
+/* Columns of GET /workspaces/:id/schedules/health, a peer's view. */
+static const struct col health_cols[] = {
+	{ "id", COL_STR }, { "name", COL_STR }, { "enabled", COL_BOOL },
+	{ "last_run_at", COL_OPT_STR }, { "next_run_at", COL_OPT_STR }, { "run_count", COL_INT },
+	{ "last_status", COL_STR }, { "last_error", COL_STR },
+};
+
 int
 h_schedules_list(struct req *r)
 {
 	const char *id = req_param(r, "id"), *params[1];
-	struct json_object *arr, *e;
 	PGresult *res;
-	int i, n;
 
 	if (id == NULL || !is_uuid(id))
 		return resp_error(r, 400, "invalid workspace ID", NULL);
@@ -69,29 +94,7 @@ h_schedules_list(struct req *r)
 	res = db_exec(r->arena, list_sql, 1, params);
 	if (res == NULL)
 		return -1;
-	arr = jsonx_own(r->arena, json_object_new_array());
-	n = PQntuples(res);
-	for (i = 0; i < n; i++) {
-		e = json_object_new_object();
-		json_object_array_add(arr, e);
-		json_object_object_add(e, "id", json_object_new_string(db_value(res, i, 0)));
-		json_object_object_add(e, "workspace_id", json_object_new_string(db_value(res, i, 1)));
-		json_object_object_add(e, "name", json_object_new_string(db_value(res, i, 2)));
-		json_object_object_add(e, "cron_expr", json_object_new_string(db_value(res, i, 3)));
-		json_object_object_add(e, "timezone", json_object_new_string(db_value(res, i, 4)));
-		json_object_object_add(e, "prompt", json_object_new_string(db_value(res, i, 5)));
-		json_object_object_add(e, "enabled",
-		    json_object_new_boolean(strcmp(db_value(res, i, 6), "t") == 0));
-		json_object_object_add(e, "last_run_at", str_or_null(db_value(res, i, 7)));
-		json_object_object_add(e, "next_run_at", str_or_null(db_value(res, i, 8)));
-		json_object_object_add(e, "run_count", int_of(db_value(res, i, 9)));
-		json_object_object_add(e, "last_status", json_object_new_string(db_value(res, i, 10)));
-		json_object_object_add(e, "last_error", json_object_new_string(db_value(res, i, 11)));
-		json_object_object_add(e, "source", json_object_new_string(db_value(res, i, 12)));
-		json_object_object_add(e, "created_at", json_object_new_string(db_value(res, i, 13)));
-		json_object_object_add(e, "updated_at", json_object_new_string(db_value(res, i, 14)));
-	}
-	return resp_json(r, 200, arr);
+	return resp_json(r, 200, rows_json(r, res, list_cols, NELEM(list_cols)));
 }
 
 int
@@ -347,9 +350,7 @@ int
 h_schedules_health(struct req *r)
 {
 	const char *id = req_param(r, "id"), *caller = req_header(r, "X-Workspace-ID"), *params[1];
-	struct json_object *arr, *e;
 	PGresult *res;
-	int i, n;
 
 	if (id == NULL || !is_uuid(id))
 		return resp_error(r, 400, "invalid workspace ID", NULL);
@@ -375,22 +376,7 @@ h_schedules_health(struct req *r)
 	    "FROM workspace_schedules WHERE workspace_id = $1::uuid ORDER BY created_at, id", 1, params);
 	if (res == NULL)
 		return -1;
-	arr = jsonx_own(r->arena, json_object_new_array());
-	n = PQntuples(res);
-	for (i = 0; i < n; i++) {
-		e = json_object_new_object();
-		json_object_array_add(arr, e);
-		json_object_object_add(e, "id", json_object_new_string(db_value(res, i, 0)));
-		json_object_object_add(e, "name", json_object_new_string(db_value(res, i, 1)));
-		json_object_object_add(e, "enabled",
-		    json_object_new_boolean(strcmp(db_value(res, i, 2), "t") == 0));
-		json_object_object_add(e, "last_run_at", str_or_null(db_value(res, i, 3)));
-		json_object_object_add(e, "next_run_at", str_or_null(db_value(res, i, 4)));
-		json_object_object_add(e, "run_count", int_of(db_value(res, i, 5)));
-		json_object_object_add(e, "last_status", json_object_new_string(db_value(res, i, 6)));
-		json_object_object_add(e, "last_error", json_object_new_string(db_value(res, i, 7)));
-	}
-	return resp_json(r, 200, arr);
+	return resp_json(r, 200, rows_json(r, res, health_cols, NELEM(health_cols)));
 }
 
 /*
@@ -575,6 +561,34 @@ static struct json_object *
 int_of(const char *s)
 {
 	return s != NULL ? json_object_new_int64(strtoll(s, NULL, 10)) : NULL;
+}
+
+/* Every row of res as an object whose members follow cols; the array is owned by the arena. */
+static struct json_object *
+rows_json(struct req *r, const PGresult *res, const struct col *cols, size_t ncols)
+{
+	struct json_object *arr = jsonx_own(r->arena, json_object_new_array()), *e, *v;
+	const char *s;
+	int i, n = PQntuples(res);
+	size_t c;
+
+	for (i = 0; i < n; i++) {
+		e = json_object_new_object();
+		json_object_array_add(arr, e);
+		for (c = 0; c < ncols; c++) {
+			s = db_value(res, i, (int)c);
+			if (cols[c].kind == COL_BOOL)
+				v = json_object_new_boolean(strcmp(s, "t") == 0);
+			else if (cols[c].kind == COL_OPT_STR)
+				v = str_or_null(s);
+			else if (cols[c].kind == COL_INT)
+				v = int_of(s);
+			else
+				v = json_object_new_string(s);
+			json_object_object_add(e, cols[c].key, v);
+		}
+	}
+	return arr;
 }
 
 static int

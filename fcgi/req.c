@@ -172,6 +172,34 @@ req_json_body(struct req *r, struct json_object **out)
 	return 0;
 }
 
+int
+req_body_str(struct req *r, struct json_object *body, const char *key, size_t max, const char **out)
+{
+	struct json_object *v;
+	const char *s;
+	char msg[96];
+
+	*out = NULL;
+	if (!json_object_object_get_ex(body, key, &v) || v == NULL)
+		return 0;
+	if (!json_object_is_type(v, json_type_string)) {
+		snprintf(msg, sizeof(msg), "%s must be a string", key);
+		return resp_error(r, 400, msg, NULL);
+	}
+	s = json_object_get_string(v);
+	if ((size_t)json_object_get_string_len(v) != strlen(s)) {
+		snprintf(msg, sizeof(msg), "%s must not contain NUL characters", key);
+		return resp_error(r, 400, msg, NULL);
+	}
+	if (strlen(s) > max) {
+		snprintf(msg, sizeof(msg), "%s too long (max %zu bytes)", key, max);
+		return resp_error(r, 400, msg, NULL);
+	}
+	if (s[0] != '\0')
+		*out = s;
+	return 0;
+}
+
 size_t
 req_parse_query(struct arena *a, const char *qs, struct req_kv *out, size_t max)
 {

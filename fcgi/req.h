@@ -83,6 +83,11 @@ const char *req_bearer(const struct req *r);
  * (413 too large, 400 invalid JSON or not an object).
  */
 int req_json_body(struct req *r, struct json_object **out);
+/*
+ * An optional string member of a JSON body: absent, null or "" give *out = NULL. Returns 0,
+ * or -1 with a 400 naming the field set (not a string, a NUL inside, longer than max bytes).
+ */
+int req_body_str(struct req *r, struct json_object *body, const char *key, size_t max, const char **out);
 
 /*
  * Parses a query string into r->qargs (percent and '+' decoding); the fuzzed parser.

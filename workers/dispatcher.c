@@ -900,14 +900,9 @@ reply_text(struct dsp *d, const char *response)
 static const char *
 preview(struct dsp *d, const char *s, size_t max)
 {
-	size_t n = strlen(s);
+	size_t n = utf8_prefix_len(s, max);
 
-	if (n <= max)
-		return s;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-		n--;
-	return arena_printf(&d->arena, "%.*s...", (int)n, s);
+	return s[n] == '\0' ? s : arena_printf(&d->arena, "%.*s...", (int)n, s);
 }
 
 static size_t

@@ -1,4 +1,4 @@
-/* t_misc.c: unit tests of common/log.c masking, kv URL parsing, liveness values and util parsing. */
+/* t_misc.c: unit tests of common/log.c masking, kv URL parsing, liveness values and util helpers. */
 #include "tests/unit/t.h"
 
 #include <fcntl.h>
@@ -89,4 +89,29 @@ test_util__str_eq_ct(void)
 	T_CHECK(!str_eq_ct("abc", "abd"));
 	T_CHECK(!str_eq_ct("abc", "abcd"));
 	T_CHECK(str_eq_ct("", ""));
+}
+
+void
+test_util__set_err(void)
+{
+	char err[8] = "old";
+
+	set_err(err, sizeof(err), "%s %d", "code", 12345);
+	T_STREQ(err, "code 12");
+	set_err(NULL, 10, "ignored");
+	set_err(err, 0, "ignored");
+	T_STREQ(err, "code 12");
+}
+
+void
+test_util__utf8_prefix_len(void)
+{
+	T_CHECK(utf8_prefix_len("abc", 3) == 3);
+	T_CHECK(utf8_prefix_len("abcdef", 4) == 4);
+	T_CHECK(utf8_prefix_len("", 0) == 0);
+	/* "h\xc3\xa9!" is h, e-acute (2 bytes), !: never cut inside the e-acute */
+	T_CHECK(utf8_prefix_len("h\xc3\xa9!", 2) == 1);
+	T_CHECK(utf8_prefix_len("h\xc3\xa9!", 3) == 3);
+	T_CHECK(utf8_prefix_len("\xe2\x82\xac", 2) == 0);
+	T_CHECK(utf8_prefix_len("abc", 0) == 0);
 }
