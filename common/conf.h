@@ -64,6 +64,8 @@ struct conf {
 	char *container_network;	/* "host" in dev/tests; empty = port binding on 127.0.0.1 */
 	char *platform_url;		/* PLATFORM_URL handed to containers */
 	int64_t provision_enabled;	/* 0 = the provisioner leaves provision_jobs alone */
+	int64_t tier_memory_mb[4];	/* tiers 1..4: container memory cap */
+	int64_t tier_cpu_shares[4];	/* tiers 1..4: 1024 = one CPU */
 	/* container engine */
 	char *docker_host;		/* DOCKER_HOST: unix:///path or tcp://host:port */
 	char *docker_cert_path;		/* DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem for tcp:// */

@@ -111,6 +111,9 @@ static enum outcome engine_failed(struct prov *p, struct job *j, const char *wha
 static void fail_workspace(struct prov *p, struct job *j);
 static int engine_up(struct prov *p);
 static const char *platform_url(struct prov *p);
+static int agent_address(struct prov *p, struct job *j, int *port, char *url, size_t len);
+static struct json_object *base_env(struct prov *p, struct job *j, const struct ws_info *w,
+    const char *platform, int port, const char *url);
 static int add_secrets(struct prov *p, struct job *j, struct json_object *env);
 static int open_secret(struct prov *p, const char *scope, const char *key, const char *hex,
     const char *ver, struct json_object *env_map);
@@ -521,7 +524,7 @@ do_provision(struct prov *p, struct job *j)
 	struct json_object *env = NULL, *body = NULL, *labels = NULL;
 	struct ws_info w;
 	char image[512], err[MSG_MAX - 64], token[TOKEN_LEN + 1], inbound[TOKEN_LEN + 1], cid[128];
-	char url[64], portenv[32];
+	char url[64];
 	const char *params[2], *pu;
 	enum outcome o = JOB_FAILED;
 	int port = AGENT_PORT_IN_CONTAINER, created = 0, rc;
@@ -562,35 +565,10 @@ do_provision(struct prov *p, struct job *j)
 	if (term_pending())
 		goto requeue;
 
-	env = json_object_new_array();
-	if (env == NULL)
+	if (agent_address(p, j, &port, url, sizeof(url)) < 0)
 		goto fail;
-	if (strcmp(p->conf.container_network, "host") == 0 &&
-	    (port = free_port()) < 0) {
-		set_msg(p, "no free loopback port for the agent");
+	if ((env = base_env(p, j, &w, pu, port, url)) == NULL)
 		goto fail;
-	}
-	if (strcmp(p->conf.container_network, "host") != 0 && p->conf.container_network[0] == '\0' &&
-	    (rc = free_port()) > 0)
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d", rc);
-	else
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-	json_object_array_add(env, json_object_new_string(arena_printf(&p->arena,
-	    "WORKSPACE_ID=%s", j->workspace_id)));
-	json_object_array_add(env, json_object_new_string("WORKSPACE_CONFIG_PATH=/configs"));
-	json_object_array_add(env, json_object_new_string(arena_printf(&p->arena,
-	    "PLATFORM_URL=%s", pu)));
-	json_object_array_add(env, json_object_new_string(arena_printf(&p->arena,
-	    "MOLECULE_URL=%s", pu)));
-	json_object_array_add(env, json_object_new_string(arena_printf(&p->arena, "TIER=%ld",
-	    w.tier)));
-	snprintf(portenv, sizeof(portenv), "AGENT_PORT=%d", port);
-	json_object_array_add(env, json_object_new_string(portenv));
-	snprintf(portenv, sizeof(portenv), "PORT=%d", port);
-	json_object_array_add(env, json_object_new_string(portenv));
-	/* What the agent registers: register refuses IP literals on loopback, not "localhost". */
-	json_object_array_add(env, json_object_new_string(arena_printf(&p->arena,
-	    "AGENT_URL=http://localhost:%s", strrchr(url, ':') + 1)));
 	if (add_secrets(p, j, env) < 0)
 		goto fail;
 	if (issue_credentials(p, j, token, inbound) < 0)
@@ -864,6 +842,63 @@ platform_url(struct prov *p)
 }
 
 /*
+ * Where the agent listens and the URL the platform reaches it at. Host networking: a free loopback
+ * port, which the agent binds itself. Default bridge: the container's port published on a free
+ * loopback port. A named network: the container's name and port, as the reference's internal URL.
+ * Returns 0, or -1 with the message set.
+ */
+static int
+agent_address(struct prov *p, struct job *j, int *port, char *url, size_t len)
+{
+	int host_port;
+
+	*port = AGENT_PORT_IN_CONTAINER;
+	if (strcmp(p->conf.container_network, "host") != 0 && p->conf.container_network[0] != '\0') {
+		snprintf(url, len, "http://%s:%d", j->container, *port);
+		return 0;
+	}
+	if ((host_port = free_port()) < 0) {
+		set_msg(p, "no free loopback port for the agent");
+		return -1;
+	}
+	if (strcmp(p->conf.container_network, "host") == 0)
+		*port = host_port;
+	snprintf(url, len, "http://127.0.0.1:%d", host_port);
+	return 0;
+}
+
+/* The platform's own variables, before any secret (which may not override them). NULL on OOM. */
+static struct json_object *
+base_env(struct prov *p, struct job *j, const struct ws_info *w, const char *platform, int port,
+    const char *url)
+{
+	struct json_object *env = json_object_new_array();
+
+	if (env == NULL)
+		return NULL;
+	json_object_array_add(env, json_object_new_string(arena_printf(&p->arena,
+	    "WORKSPACE_ID=%s", j->workspace_id)));
+	json_object_array_add(env, json_object_new_string("WORKSPACE_CONFIG_PATH=/configs"));
+	json_object_array_add(env, json_object_new_string(arena_printf(&p->arena,
+	    "PLATFORM_URL=%s", platform)));
+	json_object_array_add(env, json_object_new_string(arena_printf(&p->arena,
+	    "MOLECULE_URL=%s", platform)));
+	json_object_array_add(env, json_object_new_string(arena_printf(&p->arena, "TIER=%ld",
+	    w->tier)));
+	json_object_array_add(env, json_object_new_string(arena_printf(&p->arena, "AGENT_PORT=%d",
+	    port)));
+	json_object_array_add(env, json_object_new_string(arena_printf(&p->arena, "PORT=%d", port)));
+	/* What the agent registers: register refuses IP literals on loopback, not "localhost". */
+	if (str_has_prefix(url, "http://127.0.0.1:"))
+		json_object_array_add(env, json_object_new_string(arena_printf(&p->arena,
+		    "AGENT_URL=http://localhost:%s", strrchr(url, ':') + 1)));
+	else
+		json_object_array_add(env, json_object_new_string(arena_printf(&p->arena,
+		    "AGENT_URL=%s", url)));
+	return env;
+}
+
+/*
  * Global secrets, then the workspace's (which override them), decrypted into "K=V" entries.
  * Reserved names and names that are not environment names are skipped (named in the log,
  * never the value). 0, or -1 with the reason in p->msg.
@@ -1066,8 +1101,7 @@ container_body(struct prov *p, struct job *j, const struct ws_info *w, const cha
 	struct json_object *labels = json_object_new_object(), *binds = json_object_new_array();
 	struct json_object *rp = json_object_new_object(), *o, *a;
 	const char *net = p->conf.container_network;
-	int64_t mem_mb;
-	double cpus;
+	int tier = w->tier >= 1 && w->tier <= 4 ? (int)w->tier : 2;
 	char buf[64];
 
 	if (b == NULL || hc == NULL || labels == NULL || binds == NULL || rp == NULL) {
@@ -1093,10 +1127,8 @@ container_body(struct prov *p, struct job *j, const struct ws_info *w, const cha
 	json_object_object_add(rp, "Name", json_object_new_string("unless-stopped"));
 	json_object_object_add(hc, "RestartPolicy", rp);
 
-	switch (w->tier) {
+	switch (tier) {
 	case 1:
-		mem_mb = 256;
-		cpus = 0.5;
 		json_object_object_add(hc, "ReadonlyRootfs", json_object_new_boolean(1));
 		o = json_object_new_object();
 		json_object_object_add(o, "/tmp", json_object_new_string("rw,noexec,nosuid,size=64m"));
@@ -1109,13 +1141,9 @@ container_body(struct prov *p, struct job *j, const struct ws_info *w, const cha
 		json_object_object_add(hc, "SecurityOpt", a);
 		break;
 	case 3:
-		mem_mb = 2048;
-		cpus = 2;
 		json_object_object_add(hc, "Privileged", json_object_new_boolean(1));
 		break;
 	case 4:
-		mem_mb = 4096;
-		cpus = 4;
 		json_object_object_add(hc, "Privileged", json_object_new_boolean(1));
 		json_object_object_add(hc, "PidMode", json_object_new_string("host"));
 		net = "host";
@@ -1124,18 +1152,19 @@ container_body(struct prov *p, struct job *j, const struct ws_info *w, const cha
 			    "%s:/var/run/docker.sock", p->eng.unix_path)));
 		break;
 	default:
-		mem_mb = 512;
-		cpus = 1;
 		break;
 	}
-	json_object_object_add(hc, "Memory", json_object_new_int64(mem_mb * 1024 * 1024));
-	json_object_object_add(hc, "NanoCpus", json_object_new_int64((int64_t)(cpus * 1e9)));
+	json_object_object_add(hc, "Memory",
+	    json_object_new_int64(p->conf.tier_memory_mb[tier - 1] * 1024 * 1024));
+	json_object_object_add(hc, "NanoCpus",
+	    json_object_new_int64(p->conf.tier_cpu_shares[tier - 1] * 1000000000 / 1024));
 
 	if (net != NULL && net[0] != '\0') {
 		json_object_object_add(hc, "NetworkMode", json_object_new_string(net));
 	}
-	if (net == NULL || strcmp(net, "host") != 0) {
-		/* The agent listens on 8000 inside; published on loopback only. */
+	if (net == NULL || net[0] == '\0') {
+		/* Default bridge: the agent listens on 8000 inside, published on loopback only. A named
+		 * network reaches it by container name (agent_address), nothing to publish. */
 		o = json_object_new_object();
 		json_object_object_add(o, "8000/tcp", json_object_new_object());
 		json_object_object_add(b, "ExposedPorts", o);

@@ -238,7 +238,9 @@ def test_lifecycle_routes_need_the_workspace_token(stack):
 def es():
     if not podman_available():
         pytest.skip("podman is not installed (tests/deps.sh installs it)")
-    s = start_engine_stack({"MOLECULE_EXTRA_RUNTIMES": EXTRA_RUNTIMES})
+    # Tier caps come from the configuration (reference names): not the 512 MiB / 1 CPU default.
+    s = start_engine_stack({"MOLECULE_EXTRA_RUNTIMES": EXTRA_RUNTIMES, "TIER2_MEMORY_MB": "384",
+                            "TIER2_CPU_SHARES": "512"})
     s.engine = Engine(s.stack_env()["DOCKER_HOST"])
     yield s
     problems = stop_stack(s)
@@ -255,7 +257,8 @@ def test_echo_goes_online_built_once_then_cache_hit(es):
     assert env["WORKSPACE_ID"] == wid and env["WORKSPACE_CONFIG_PATH"] == "/configs"
     assert env["PLATFORM_URL"] == "http://127.0.0.1:%d" % es.port and env["TIER"] == "2"
     assert env["AGENT_PORT"] == env["PORT"]
-    assert c["HostConfig"]["Memory"] == 512 * 1024 * 1024
+    assert c["HostConfig"]["Memory"] == 384 * 1024 * 1024
+    assert c["HostConfig"]["NanoCpus"] == 500000000
     assert es.engine.volume_exists("ws-%s-configs" % id12(wid))
     # /configs was written before start: the token file is private and is the live token.
     mode, tok = es.engine.file("ws-" + id12(wid), "/configs/.auth_token")
