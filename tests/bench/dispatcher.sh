@@ -65,8 +65,8 @@ for c in $LEVELS; do
 	# Baseline: wrk with c connections straight to the agent.
 	base="$(wrk -t1 -c"$c" -d"${DURATION}s" -s "$run/post.lua" "http://127.0.0.1:$agent_port/" |
 		awk '/Requests\/sec/ {printf "%.0f", $2}')"
-	ws="$(q "INSERT INTO workspaces (name, status, url, max_concurrent_tasks) VALUES ('bench-c$c',
-		'online', 'http://127.0.0.1:$agent_port', $c) RETURNING id" | head -1)"
+	ws="$(q "INSERT INTO workspaces (name, status, runtime, url, max_concurrent_tasks) VALUES ('bench-c$c',
+		'online', 'external', 'http://127.0.0.1:$agent_port', $c) RETURNING id" | head -1)"
 	start="$(date +%s.%N)"
 	q "INSERT INTO a2a_queue (workspace_id, kind, message_id, body) SELECT '$ws', 'a2a', 'm-' || n,
 		jsonb_build_object('jsonrpc', '2.0', 'id', 'm-' || n, 'method', 'message/send', 'params',
