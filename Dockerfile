@@ -17,8 +17,9 @@ COPY Makefile ./
 COPY common common
 COPY fcgi fcgi
 COPY workers workers
-# `make` (target all) also builds the benchmark's hello-fcgi.
+# `make` (target all) also builds the benchmark's hello-fcgi and the test drivers in tests/tools.
 COPY tests/bench/hello_fcgi.c tests/bench/hello_fcgi.c
+COPY tests/tools tests/tools
 RUN make -j"$(nproc)"
 
 # --- runtime: shared libraries only, no compiler ----------------------------------------------
@@ -26,6 +27,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libfcgi0ldbl libpq5 libhiredis0.14 libjson-c5 libcurl4 libssl3 libyaml-0-2 ca-certificates \
+      git tzdata \
  && rm -rf /var/lib/apt/lists/*
 # Not root. The socket folder is created here so that a fresh named volume mounted on it inherits
 # this ownership.
