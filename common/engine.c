@@ -47,6 +47,8 @@ static int simple(struct engine *e, const char *method, const char *pre, const c
 static int post_json(struct engine *e, const char *path, struct json_object *body, const char *what,
                      struct sink *s);
 static int is_loopback(const char *host);
+static int list_by_label(struct engine *e, const char *prefix, const char *what, const char *label,
+    struct json_object **out);
 static int stream_call(struct engine *e, const char *path, const char *ctype, const void *req, size_t reqlen,
                        engine_line_fn fn, void *arg, long timeout_ms, const char *what);
 
@@ -571,45 +573,16 @@ out:
 int
 engine_container_list(struct engine *e, const char *label, engine_each_fn fn, void *arg)
 {
-	struct json_object *o = NULL, *filt = NULL, *arr, *c, *v, *names, *labels;
-	struct sink s;
-	char path[1536];
-	char *esc = NULL;
+	struct json_object *o = NULL, *c, *v, *names, *labels;
 	const char *id, *name;
 	size_t i, n;
-	int rc = -1;
 
-	memset(&s, 0, sizeof(s));
-	s.raw.max = e->body_cap;
-	if (label == NULL || *label == '\0') {
-		snprintf(e->err, sizeof(e->err), "container list: a label filter is required");
+	if (list_by_label(e, "/containers/json?all=1&", "container list", label, &o) < 0)
 		return -1;
-	}
-	filt = json_object_new_object();
-	arr = json_object_new_array();
-	if (filt == NULL || arr == NULL) {
-		json_object_put(arr);
-		snprintf(e->err, sizeof(e->err), "out of memory");
-		goto out;
-	}
-	json_object_array_add(arr, json_object_new_string(label));
-	json_object_object_add(filt, "label", arr);
-	esc = curl_easy_escape(e->curl, json_object_to_json_string_ext(filt, JSON_C_TO_STRING_PLAIN), 0);
-	if (esc == NULL || (size_t)snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", esc) >=
-	                   sizeof(path)) {
-		snprintf(e->err, sizeof(e->err), "container list: label too long");
-		goto out;
-	}
-	if (call(e, "GET", path, NULL, NULL, 0, 0, &s) != 0)
-		goto out;
-	if (e->status != 200) {
-		set_http_err(e, "container list", &s.raw);
-		goto out;
-	}
-	o = s.raw.p ? json_tokener_parse(s.raw.p) : NULL;
-	if (o == NULL || !json_object_is_type(o, json_type_array)) {
+	if (!json_object_is_type(o, json_type_array)) {
 		snprintf(e->err, sizeof(e->err), "container list: engine's answer is not a list");
-		goto out;
+		json_object_put(o);
+		return -1;
 	}
 	n = json_object_array_length(o);
 	for (i = 0; i < n; i++) {
@@ -632,13 +605,42 @@ engine_container_list(struct engine *e, const char *label, engine_each_fn fn, vo
 		if (fn != NULL && fn(arg, id, name, labels) != 0)
 			break;
 	}
-	rc = 0;
-out:
-	curl_free(esc);
-	json_object_put(filt);
 	json_object_put(o);
-	free(s.raw.p);
-	return rc;
+	return 0;
+}
+
+int
+engine_volume_list(struct engine *e, const char *label, engine_each_fn fn, void *arg)
+{
+	struct json_object *o = NULL, *vols, *vol, *v, *labels;
+	const char *name;
+	size_t i, n;
+
+	if (list_by_label(e, "/volumes?", "volume list", label, &o) < 0)
+		return -1;
+	/* {"Volumes":[...]} (null when there are none) */
+	if (!json_object_object_get_ex(o, "Volumes", &vols) || vols == NULL) {
+		json_object_put(o);
+		return 0;
+	}
+	if (!json_object_is_type(vols, json_type_array)) {
+		snprintf(e->err, sizeof(e->err), "volume list: engine's answer is not a list");
+		json_object_put(o);
+		return -1;
+	}
+	n = json_object_array_length(vols);
+	for (i = 0; i < n; i++) {
+		vol = json_object_array_get_idx(vols, i);
+		if (!json_object_object_get_ex(vol, "Name", &v) || !json_object_is_type(v, json_type_string))
+			continue;
+		name = json_object_get_string(v);
+		labels = NULL;
+		json_object_object_get_ex(vol, "Labels", &labels);
+		if (fn != NULL && fn(arg, name, name, labels) != 0)
+			break;
+	}
+	json_object_put(o);
+	return 0;
 }
 
 int
@@ -816,5 +818,60 @@ engine_build(struct engine *e, const char *tag, const char *platform, const void
 	         esc ? esc : "");
 	curl_free(esc);
 	rc = stream_call(e, path, "application/x-tar", tar, len, fn, arg, timeout_ms, "build");
+	return rc;
+}
+
+/*
+ * GET <prefix>filters={"label":["k=v"]} and parses the answer into *out (caller puts it).
+ * what names the call in errors. Returns 0, or -1 with e->err set.
+ */
+static int
+list_by_label(struct engine *e, const char *prefix, const char *what, const char *label,
+    struct json_object **out)
+{
+	struct json_object *filt = NULL, *arr;
+	struct sink s;
+	char path[1536];
+	char *esc = NULL;
+	int rc = -1;
+
+	*out = NULL;
+	memset(&s, 0, sizeof(s));
+	s.raw.max = e->body_cap;
+	if (label == NULL || *label == '\0') {
+		snprintf(e->err, sizeof(e->err), "%s: a label filter is required", what);
+		return -1;
+	}
+	filt = json_object_new_object();
+	arr = json_object_new_array();
+	if (filt == NULL || arr == NULL) {
+		json_object_put(arr);
+		snprintf(e->err, sizeof(e->err), "out of memory");
+		goto out;
+	}
+	json_object_array_add(arr, json_object_new_string(label));
+	json_object_object_add(filt, "label", arr);
+	esc = curl_easy_escape(e->curl, json_object_to_json_string_ext(filt, JSON_C_TO_STRING_PLAIN), 0);
+	if (esc == NULL || (size_t)snprintf(path, sizeof(path), "%sfilters=%s", prefix, esc) >=
+	                   sizeof(path)) {
+		snprintf(e->err, sizeof(e->err), "%s: label too long", what);
+		goto out;
+	}
+	if (call(e, "GET", path, NULL, NULL, 0, 0, &s) != 0)
+		goto out;
+	if (e->status != 200) {
+		set_http_err(e, what, &s.raw);
+		goto out;
+	}
+	*out = s.raw.p ? json_tokener_parse(s.raw.p) : NULL;
+	if (*out == NULL) {
+		snprintf(e->err, sizeof(e->err), "%s: engine's answer is not JSON", what);
+		goto out;
+	}
+	rc = 0;
+out:
+	curl_free(esc);
+	json_object_put(filt);
+	free(s.raw.p);
 	return rc;
 }

@@ -43,6 +43,8 @@ int  engine_container_kill(struct engine *e, const char *name_or_id, const char 
 int  engine_container_state(struct engine *e, const char *name_or_id, enum engine_state *st);  /* -1 only on engine error */
 /* every container (all=1) carrying label "k=v"; fn returning -1 stops the walk */
 int  engine_container_list(struct engine *e, const char *label, engine_each_fn fn, void *arg);
+/* every volume carrying label "k=v"; fn gets the volume name as both id and name */
+int  engine_volume_list(struct engine *e, const char *label, engine_each_fn fn, void *arg);
 int  engine_archive_put(struct engine *e, const char *name_or_id, const char *path, const void *tar, size_t len);
 /* last `tail` lines of stdout+stderr, demultiplexed, malloc'd NUL-terminated into *out */
 int  engine_container_logs(struct engine *e, const char *name_or_id, int tail, char **out);

@@ -46,6 +46,26 @@ sweep_container_prefix(const char *name, char *out, size_t outlen)
 }
 
 int
+sweep_volume_prefix(const char *name, char *out, size_t outlen)
+{
+	static const char *const suffixes[] = { "-configs", "-claude-sessions" };
+	char container[3 + SWEEP_ID12 + 1];
+	size_t i, len;
+
+	if (name == NULL || strncmp(name, "ws-", 3) != 0 || strlen(name) < 3 + SWEEP_ID12)
+		return -1;
+	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		len = strlen(suffixes[i]);
+		if (strlen(name) == 3 + SWEEP_ID12 + len && strcmp(name + 3 + SWEEP_ID12, suffixes[i]) == 0) {
+			memcpy(container, name, 3 + SWEEP_ID12);
+			container[3 + SWEEP_ID12] = '\0';
+			return sweep_container_prefix(container, out, outlen);
+		}
+	}
+	return -1;
+}
+
+int
 sweep_notify_flags(const char *cur, char *out, size_t outlen)
 {
 	size_t n;

@@ -24,6 +24,11 @@ int sweep_liveness_id(const char *key, char *id, size_t idlen);
  */
 int sweep_container_prefix(const char *name, char *out, size_t outlen);
 /*
+ * The same for a workspace volume "ws-<id12>-configs" or "ws-<id12>-claude-sessions" (the
+ * provisioner's names); -1 for any other volume.
+ */
+int sweep_volume_prefix(const char *name, char *out, size_t outlen);
+/*
  * Merges the flags expiry notifications need (E: keyevent channel, x: expired) into cur,
  * the current notify-keyspace-events value, without dropping any flag already set.
  * Writes the result into out. Returns 1 when out differs from cur (CONFIG SET needed),

@@ -120,7 +120,14 @@ static int queue_restart(struct swp *b, struct arena *a, const char *id, const c
 static int health_pass(struct swp *b);
 static int timeout_pass(struct swp *b);
 static int orphan_pass(struct swp *b);
+static PGresult *dead_prefixes(struct swp *b, const struct orphan_list *cons,
+    const struct orphan_list *vols);
+static void remove_orphans(struct swp *b, PGresult *dead, const struct orphan_list *cons,
+    const struct orphan_list *vols);
 static int collect_orphan(void *arg, const char *id, const char *name, struct json_object *labels);
+static int collect_orphan_volume(void *arg, const char *id, const char *name,
+    struct json_object *labels);
+static int orphan_add(struct orphan_list *ol, const char *name, const char *prefix);
 static int64_t timeout_every_ms(const struct conf *c);
 static void complain(struct swp *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void usage(void);
@@ -775,92 +782,132 @@ out:
 
 /*
  * Managed containers (by label) named ws-<id12> whose workspace is removed or has no row at
- * all (a wiped or restored database) are removed with their volumes. Containers of any live
- * row are left alone, so a provision in progress is never touched. An engine error skips
- * the pass. Returns 0, or -1 when PostgreSQL failed.
+ * all (a wiped or restored database) are removed with their volumes; managed volumes of such
+ * workspaces left without a container (a failed provision, an engine restart) go too. Anything
+ * of a live row is left alone, so a provision in progress is never touched. An engine error
+ * skips the pass. Returns 0, or -1 when PostgreSQL failed.
  */
 static int
 orphan_pass(struct swp *b)
 {
-	int64_t deadline = now_mono_ms() + PASS_DEADLINE_MS;
-	struct orphan_list ol;
-	const char *params[1];
-	char *arr, vol[64];
-	size_t i, off, cap;
-	PGresult *res;
-	int j, n, rc = -1;
+	struct orphan_list cons, vols;
+	PGresult *dead = NULL;
+	int rc = 0;
 
-	memset(&ol, 0, sizeof(ol));
-	ol.a = &b->arena;
-	rc = 0;
+	memset(&cons, 0, sizeof(cons));
+	memset(&vols, 0, sizeof(vols));
+	cons.a = vols.a = &b->arena;
 	if (!b->have_engine) {
 		complain(b, "orphan sweep skipped: no usable container engine");
 		goto out;
 	}
-	if (engine_container_list(&b->eng, SWEEP_MANAGED_LABEL, collect_orphan, &ol) < 0) {
+	if (engine_container_list(&b->eng, SWEEP_MANAGED_LABEL, collect_orphan, &cons) < 0 ||
+	    engine_volume_list(&b->eng, SWEEP_MANAGED_LABEL, collect_orphan_volume, &vols) < 0) {
 		complain(b, "orphan sweep skipped: engine: %s", engine_error(&b->eng));
 		goto out;
 	}
-	if (ol.n == 0)
+	if (cons.n + vols.n == 0)
 		goto out;
-	/* A text[] literal is safe here: prefixes are [0-9a-f-] only (sweep_container_prefix). */
-	cap = ol.n * (SWEEP_ID12 + 1) + 3;
-	arr = arena_alloc(&b->arena, cap);
-	if (arr == NULL)
-		goto out;
-	off = 1;
-	arr[0] = '{';
-	for (i = 0; i < ol.n; i++)
-		off += (size_t)snprintf(arr + off, cap - off, "%s%s", i > 0 ? "," : "", ol.prefixes[i]);
-	snprintf(arr + off, cap - off, "}");
-	params[0] = arr;
-	res = db_exec(&b->arena, "SELECT p FROM unnest($1::text[]) p WHERE NOT EXISTS "
-	    "(SELECT 1 FROM workspaces w WHERE left(w.id::text, 12) = p AND w.status <> 'removed')",
-	    1, params);
-	if (res == NULL) {
+	if ((dead = dead_prefixes(b, &cons, &vols)) == NULL) {
 		db_failed(b);
 		rc = -1;
 		goto out;
 	}
-	n = PQntuples(res);
-	for (j = 0; j < n && !sig_term && now_mono_ms() < deadline; j++) {
-		const char *p = PQgetvalue(res, j, 0);
-
-		for (i = 0; i < ol.n; i++) {
-			if (strcmp(ol.prefixes[i], p) != 0)
-				continue;
-			if (engine_container_remove(&b->eng, ol.names[i]) < 0) {
-				complain(b, "orphan %s not removed: %s", ol.names[i], engine_error(&b->eng));
-				continue;
-			}
-			/* The volumes go only with their container; a failure is retried next pass. */
-			snprintf(vol, sizeof(vol), "ws-%s-configs", p);
-			if (engine_volume_remove(&b->eng, vol) < 0)
-				complain(b, "orphan volume %s not removed: %s", vol, engine_error(&b->eng));
-			snprintf(vol, sizeof(vol), "ws-%s-claude-sessions", p);
-			if (engine_volume_remove(&b->eng, vol) < 0)
-				complain(b, "orphan volume %s not removed: %s", vol, engine_error(&b->eng));
-			log_info("removed orphan container %s (no live workspace %s...)", ol.names[i], p);
-			b->reaped++;
-		}
-	}
+	remove_orphans(b, dead, &cons, &vols);
 out:
 	arena_reset(&b->arena);
 	return rc;
+}
+
+/* Which of the listed prefixes have no live workspace row. The result belongs to the arena. */
+static PGresult *
+dead_prefixes(struct swp *b, const struct orphan_list *cons, const struct orphan_list *vols)
+{
+	const struct orphan_list *lists[2] = { cons, vols };
+	const char *params[1];
+	size_t i, k, off = 1, cap = (cons->n + vols->n) * (SWEEP_ID12 + 1) + 3;
+	char *arr = arena_alloc(&b->arena, cap);
+
+	if (arr == NULL)
+		return NULL;
+	/* A text[] literal is safe here: prefixes are [0-9a-f-] only (sweep_*_prefix). */
+	arr[0] = '{';
+	for (k = 0; k < 2; k++)
+		for (i = 0; i < lists[k]->n; i++)
+			off += (size_t)snprintf(arr + off, cap - off, "%s%s", off > 1 ? "," : "",
+			    lists[k]->prefixes[i]);
+	snprintf(arr + off, cap - off, "}");
+	params[0] = arr;
+	return db_exec(&b->arena, "SELECT DISTINCT p FROM unnest($1::text[]) p WHERE NOT EXISTS "
+	    "(SELECT 1 FROM workspaces w WHERE left(w.id::text, 12) = p AND w.status <> 'removed')",
+	    1, params);
+}
+
+/* Removes the containers, then the volumes, of every dead prefix; failures wait for the next pass. */
+static void
+remove_orphans(struct swp *b, PGresult *dead, const struct orphan_list *cons,
+    const struct orphan_list *vols)
+{
+	int64_t deadline = now_mono_ms() + PASS_DEADLINE_MS;
+	const char *p;
+	size_t i;
+	int j;
+
+	for (j = 0; j < PQntuples(dead) && !sig_term && now_mono_ms() < deadline; j++) {
+		p = PQgetvalue(dead, j, 0);
+		for (i = 0; i < cons->n; i++) {
+			if (strcmp(cons->prefixes[i], p) != 0)
+				continue;
+			if (engine_container_remove(&b->eng, cons->names[i]) < 0) {
+				complain(b, "orphan %s not removed: %s", cons->names[i], engine_error(&b->eng));
+				continue;
+			}
+			log_info("removed orphan container %s (no live workspace %s...)", cons->names[i], p);
+			b->reaped++;
+		}
+		for (i = 0; i < vols->n; i++) {
+			if (strcmp(vols->prefixes[i], p) != 0)
+				continue;
+			if (engine_volume_remove(&b->eng, vols->names[i]) < 0)
+				complain(b, "orphan volume %s not removed: %s", vols->names[i],
+				    engine_error(&b->eng));
+			else
+				log_info("removed orphan volume %s", vols->names[i]);
+		}
+	}
 }
 
 /* engine_container_list callback: keeps ws-<id12> containers, ignores any other managed one. */
 static int
 collect_orphan(void *arg, const char *id, const char *name, struct json_object *labels)
 {
-	struct orphan_list *ol = arg;
 	char prefix[SWEEP_ID12 + 1];
-	void *p;
 
 	UNUSED(id);
 	UNUSED(labels);
 	if (sweep_container_prefix(name, prefix, sizeof(prefix)) < 0)
 		return 0;
+	return orphan_add(arg, name[0] == '/' ? name + 1 : name, prefix);
+}
+
+/* engine_volume_list callback: keeps the provisioner's ws-<id12>-* volumes. */
+static int
+collect_orphan_volume(void *arg, const char *id, const char *name, struct json_object *labels)
+{
+	char prefix[SWEEP_ID12 + 1];
+
+	UNUSED(id);
+	UNUSED(labels);
+	if (sweep_volume_prefix(name, prefix, sizeof(prefix)) < 0)
+		return 0;
+	return orphan_add(arg, name, prefix);
+}
+
+static int
+orphan_add(struct orphan_list *ol, const char *name, const char *prefix)
+{
+	void *p;
+
 	if (ol->n == ol->cap) {
 		size_t cap = ol->cap ? ol->cap * 2 : 32;
 
@@ -878,7 +925,7 @@ collect_orphan(void *arg, const char *id, const char *name, struct json_object *
 		ol->prefixes = p;
 		ol->cap = cap;
 	}
-	ol->names[ol->n] = arena_strdup(ol->a, name[0] == '/' ? name + 1 : name);
+	ol->names[ol->n] = arena_strdup(ol->a, name);
 	ol->prefixes[ol->n] = arena_strdup(ol->a, prefix);
 	if (ol->names[ol->n] == NULL || ol->prefixes[ol->n] == NULL)
 		return -1;

@@ -309,16 +309,25 @@ def test_orphan_containers_and_volumes_are_removed(esw):
     code, body = engine(esw, "POST", "/volumes/create", {
         "Name": orphan + "-configs", "Labels": {"molecule.platform.managed": "true"}})
     assert code == 201, body
+    # Volumes left without any container (a failed provision): the dead one goes, the live one stays.
+    lonely = "ws-" + id12() + "-configs"
+    for vol in (lonely, live + "-configs"):
+        code, body = engine(esw, "POST", "/volumes/create", {
+            "Name": vol, "Labels": {"molecule.platform.managed": "true"}})
+        assert code == 201, body
     for name in (orphan, removed, live):
         run_container(esw, name, {"molecule.platform.managed": "true"})
     run_container(esw, unmanaged)
     try:
         assert esw.wait_for(lambda: container_gone(esw, orphan) and container_gone(esw, removed), timeout=15)
         assert esw.wait_for(lambda: volume_gone(esw, orphan + "-configs"), timeout=5)
+        assert esw.wait_for(lambda: volume_gone(esw, lonely), timeout=5)
         assert "removed orphan container %s" % orphan in esw.log("moleculed.log")
         time.sleep(2.5)   # one more orphan sweep
         assert container_exists(esw, live) and container_exists(esw, unmanaged)
+        assert not volume_gone(esw, live + "-configs")
     finally:
+        engine(esw, "DELETE", "/volumes/%s-configs?force=1" % live)
         for name in (live, unmanaged):
             engine(esw, "DELETE", "/containers/%s?force=1" % name)
     assert esw.liveness()["sweeper.orphans"]["seconds_ago"] <= 3

@@ -38,6 +38,24 @@ test_sweep__container_prefix(void)
 }
 
 void
+test_sweep__volume_prefix(void)
+{
+	char p[16];
+
+	T_CHECK(sweep_volume_prefix("ws-3f2a1b4c-5d6-configs", p, sizeof(p)) == 0);
+	T_STREQ(p, "3f2a1b4c-5d6");
+	T_CHECK(sweep_volume_prefix("ws-abcdef012345-claude-sessions", p, sizeof(p)) == 0);
+	T_STREQ(p, "abcdef012345");
+	T_CHECK(sweep_volume_prefix("ws-abcdef012345", p, sizeof(p)) == -1);
+	T_CHECK(sweep_volume_prefix("ws-abcdef012345-workspace", p, sizeof(p)) == -1);
+	T_CHECK(sweep_volume_prefix("ws-abcdef01234-configs", p, sizeof(p)) == -1);
+	T_CHECK(sweep_volume_prefix("ws-ABCDEF012345-configs", p, sizeof(p)) == -1);
+	T_CHECK(sweep_volume_prefix("ws-abcdef012345-configsx", p, sizeof(p)) == -1);
+	T_CHECK(sweep_volume_prefix("data", p, sizeof(p)) == -1);
+	T_CHECK(sweep_volume_prefix(NULL, p, sizeof(p)) == -1);
+}
+
+void
 test_sweep__notify_flags(void)
 {
 	char out[32];
