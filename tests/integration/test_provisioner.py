@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO, podman_available, start_engine_stack, stop_stack
 
 ONLINE_TIMEOUT = 240  # a cold build on a slow 2-core CI machine
-EXTRA_RUNTIMES = "echo,broken,nomirror"
+EXTRA_RUNTIMES = "echo,broken,nomirror,slow"
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -358,6 +358,27 @@ def test_fail_closed(es, runtime, needle):
     assert ev == ("WORKSPACE_PROVISION_FAILED", {"error": err}), ev
     assert es.engine.container("ws-" + id12(wid)) is None
     assert "images: pulling" not in es.log("moleculed.log")
+
+
+def test_sigterm_mid_job_requeues_and_the_next_provisioner_finishes_it(es):
+    # The slow template's build runs for seconds: SIGTERM arrives while the job is held.
+    wid = create(es, "e2e-term", runtime="slow")
+    held = lambda: es.psql("SELECT claimed_by FROM provision_jobs WHERE workspace_id = '%s' "
+                           "AND status = 'running'" % wid)
+    assert es.wait_for(lambda: held() != "", timeout=60, interval=0.2), jobs(es, wid)
+    first = es.liveness()["provisioner"]["pid"]
+    assert held().endswith(":%d" % first), held()
+    os.kill(first, signal.SIGTERM)
+    assert es.wait_for(lambda: "requeued (stopping)" in es.log("moleculed.log"), timeout=ONLINE_TIMEOUT)
+    # The supervisor starts a new provisioner, which takes the job over and starts the container.
+    assert es.wait_for(lambda: es.liveness()["provisioner"]["pid"] != first, timeout=30)
+    wait_jobs_settled(es, wid, timeout=ONLINE_TIMEOUT)
+    assert jobs(es, wid) == ["provision:done"], jobs(es, wid)
+    assert es.psql("SELECT attempts FROM provision_jobs WHERE workspace_id = '%s'" % wid) == "1"  # a requeue does not count
+    c = es.engine.container("ws-" + id12(wid))
+    assert c is not None and c["State"]["Running"], c
+    assert status(es, wid) == "provisioning"   # the slow image has no agent that registers
+    es.admin("DELETE", "/workspaces/%s" % wid)
 
 
 def test_gitea_down_fails_closed(es):
