@@ -4,7 +4,6 @@
  */
 #include "fcgi/handlers.h"
 
-#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include "common/db.h"
 #include "common/jsonx.h"
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/util.h"
 #include "fcgi/resp.h"
 
@@ -29,23 +29,6 @@
 #define TTL_MAX 31536000	/* one year */
 #define EXPORT_MAX 10000
 #define IMPORT_MAX 10000
-
-/* The reference's redaction labels; group 1, when a pattern has one, is kept (the NAME=). */
-static const struct redact_rule {
-	const char *re;
-	const char *label;
-} redact_rules[] = {
-	{ "([A-Za-z0-9_]*API_KEY[ ]*[=:][ ]*)[^[:space:]\"',;]+", "[REDACTED:API_KEY]" },
-	{ "([A-Za-z0-9_]*_TOKEN[ ]*[=:][ ]*)[^[:space:]\"',;]+", "[REDACTED:TOKEN]" },
-	{ "([A-Za-z0-9_]*_SECRET[ ]*[=:][ ]*)[^[:space:]\"',;]+", "[REDACTED:SECRET]" },
-	{ "(Bearer )[A-Za-z0-9._~+/=-]{8,}", "[REDACTED:BEARER_TOKEN]" },
-	{ "sk-[A-Za-z0-9_-]{16,}", "[REDACTED:SK_TOKEN]" },
-	{ "ctx7_[A-Za-z0-9_-]{8,}", "[REDACTED:CTX7_TOKEN]" },
-	{ "[A-Za-z0-9+/]{33,}={0,2}", "[REDACTED:BASE64_BLOB]" },
-};
-
-static regex_t redact_re[NELEM(redact_rules)];
-static int redact_ready;
 
 static int workspace_parent(struct req *r, const char *id, const char **parent);
 static int get_str(struct req *r, struct json_object *body, const char *key, size_t max,
@@ -62,6 +45,8 @@ static struct json_object *kv_row(const PGresult *res, int i);
 static struct json_object *raw_json(const char *text);
 static int read_json_any(struct req *r, struct json_object **out);
 static int import_one(struct req *r, struct json_object *item, int *imported, int *skipped);
+static int audit_global(struct req *r, const char *ws, const char *mid, const char *ns,
+    const char *stored);
 static int fail_tx(struct req *r, const char *msg);
 static int stmt_failed(struct req *r, const char *msg);
 
@@ -71,11 +56,8 @@ int
 h_memories_commit(struct req *r)
 {
 	const char *id = req_param(r, "id"), *content = NULL, *scope = NULL, *ns = NULL;
-	const char *parent = NULL, *stored, *params[5];
-	char sha[65];
-	struct json_object *body = NULL, *v, *audit, *out;
-	PGresult *res;
-	size_t len;
+	const char *parent = NULL, *mid = NULL;
+	struct json_object *body = NULL, *v, *out;
 
 	if (id == NULL || !is_uuid(id))
 		return resp_error(r, 400, "invalid workspace ID", NULL);
@@ -108,47 +90,45 @@ h_memories_commit(struct req *r)
 	}
 	if (strcmp(scope, "GLOBAL") == 0 && parent != NULL)
 		return resp_error(r, 403, "only root workspaces can write GLOBAL memories", NULL);
+	if (db_begin(r->arena) < 0)
+		return fail_tx(r, "failed to store memory");
+	if (memories_insert_in_tx(r, id, content, scope, ns, &mid) < 0)
+		return -1;
+	if (db_commit(r->arena) < 0)
+		return fail_tx(r, "failed to store memory");
+	out = jsonx_own(r->arena, json_object_new_object());
+	json_object_object_add(out, "id", json_object_new_string(mid));
+	json_object_object_add(out, "scope", json_object_new_string(scope));
+	json_object_object_add(out, "namespace", json_object_new_string(ns));
+	return resp_json(r, 201, out);
+}
+
+int
+memories_insert_in_tx(struct req *r, const char *ws, const char *content, const char *scope,
+    const char *ns, const char **id)
+{
+	const char *stored, *params[4];
+	PGresult *res;
+
 	stored = redact(r, content);
 	/* A GLOBAL fact is shown to every agent inside a [MEMORY ...] frame: no forged frames. */
 	if (stored != NULL && strcmp(scope, "GLOBAL") == 0)
 		stored = escape_global(r, stored);
 	if (stored == NULL)
-		return -1;
-
-	if (db_begin(r->arena) < 0)
 		return fail_tx(r, "failed to store memory");
-	params[0] = id;
+	params[0] = ws;
 	params[1] = stored;
 	params[2] = scope;
 	params[3] = ns;
 	res = db_exec(r->arena, "INSERT INTO agent_memories (workspace_id, content, scope, namespace) "
 	    "VALUES ($1::uuid, $2, $3, $4) RETURNING id", 4, params);
-	if (res == NULL) {
+	if (res == NULL)
 		return stmt_failed(r, "failed to store memory");
-	}
-	if (strcmp(scope, "GLOBAL") == 0) {
-		/* The audit keeps a fingerprint, never the text: the content may still be sensitive. */
-		if (sha256_hex(stored, sha) < 0)
-			return fail_tx(r, "failed to store memory");
-		audit = jsonx_own(r->arena, json_object_new_object());
-		json_object_object_add(audit, "memory_id", json_object_new_string(db_value(res, 0, 0)));
-		json_object_object_add(audit, "namespace", json_object_new_string(ns));
-		json_object_object_add(audit, "sha256", json_object_new_string(sha));
-		params[1] = arena_printf(r->arena, "GLOBAL memory written (sha256 %s)", sha);
-		params[2] = jsonx_dump(audit, &len);
-		if (params[1] == NULL || db_exec(r->arena, "INSERT INTO activity_logs (workspace_id, "
-		    "activity_type, source_id, method, summary, request_body, status) VALUES ($1::uuid, "
-		    "'memory_write_global', $1::uuid, 'commit_memory', $2, $3::jsonb, 'ok')", 3,
-		    params) == NULL)
-			return fail_tx(r, "failed to store memory");
-	}
-	if (db_commit(r->arena) < 0)
+	if (id != NULL)
+		*id = db_value(res, 0, 0);
+	if (strcmp(scope, "GLOBAL") == 0 && audit_global(r, ws, db_value(res, 0, 0), ns, stored) < 0)
 		return fail_tx(r, "failed to store memory");
-	out = jsonx_own(r->arena, json_object_new_object());
-	json_object_object_add(out, "id", json_object_new_string(db_value(res, 0, 0)));
-	json_object_object_add(out, "scope", json_object_new_string(scope));
-	json_object_object_add(out, "namespace", json_object_new_string(ns));
-	return resp_json(r, 201, out);
+	return 0;
 }
 
 int
@@ -662,51 +642,7 @@ valid_namespace(const char *ns)
 static const char *
 redact(struct req *r, const char *in)
 {
-	regmatch_t m[2];
-	const char *cur = in, *p, *label;
-	char *next;
-	size_t i, used, keep, count, llen;
-	int eflags;
-
-	if (!redact_ready) {
-		/* Never exit on the request path: a pattern that does not compile fails the write. */
-		for (i = 0; i < NELEM(redact_rules); i++)
-			if (regcomp(&redact_re[i], redact_rules[i].re, REG_EXTENDED) != 0) {
-				log_err("memories: redaction pattern %zu does not compile", i);
-				while (i-- > 0)
-					regfree(&redact_re[i]);
-				return NULL;
-			}
-		redact_ready = 1;
-	}
-	for (i = 0; i < NELEM(redact_rules); i++) {
-		label = redact_rules[i].label;
-		llen = strlen(label);
-		/* First pass counts: a replacement never removes less than nothing, so the input
-		 * plus one label per match bounds the output. */
-		count = 0;
-		for (p = cur, eflags = 0; regexec(&redact_re[i], p, 2, m, eflags) == 0 &&
-		    m[0].rm_eo > m[0].rm_so; p += m[0].rm_eo, eflags = REG_NOTBOL)
-			count++;
-		if (count == 0)
-			continue;
-		next = arena_alloc(r->arena, strlen(cur) + count * llen + 1);
-		if (next == NULL)
-			return NULL;
-		used = 0;
-		for (p = cur, eflags = 0; regexec(&redact_re[i], p, 2, m, eflags) == 0 &&
-		    m[0].rm_eo > m[0].rm_so; p += m[0].rm_eo, eflags = REG_NOTBOL) {
-			/* Group 1 (NAME=, "Bearer ") stays readable; only the value goes. */
-			keep = m[1].rm_so >= 0 ? (size_t)m[1].rm_eo : (size_t)m[0].rm_so;
-			memcpy(next + used, p, keep);
-			used += keep;
-			memcpy(next + used, label, llen);
-			used += llen;
-		}
-		memcpy(next + used, p, strlen(p) + 1);
-		cur = next;
-	}
-	return cur;
+	return redact_secrets(r->arena, in);
 }
 
 static const char *
@@ -831,6 +767,34 @@ read_json_any(struct req *r, struct json_object **out)
 	*out = jsonx_own(r->arena, jsonx_parse(buf, (size_t)len));
 	if (*out == NULL)
 		return resp_error(r, 400, "invalid JSON", NULL);
+	return 0;
+}
+
+/* The activity_logs audit of a GLOBAL write: a fingerprint, never the text. Returns 0 or -1. */
+static int
+audit_global(struct req *r, const char *ws, const char *mid, const char *ns, const char *stored)
+{
+	struct json_object *audit;
+	const char *params[3];
+	char sha[65];
+	size_t len;
+
+	if (sha256_hex(stored, sha) < 0)
+		return -1;
+	audit = jsonx_own(r->arena, json_object_new_object());
+	if (audit == NULL)
+		return -1;
+	json_object_object_add(audit, "memory_id", json_object_new_string(mid));
+	json_object_object_add(audit, "namespace", json_object_new_string(ns));
+	json_object_object_add(audit, "sha256", json_object_new_string(sha));
+	params[0] = ws;
+	params[1] = arena_printf(r->arena, "GLOBAL memory written (sha256 %s)", sha);
+	params[2] = jsonx_dump(audit, &len);
+	if (params[1] == NULL || db_exec(r->arena, "INSERT INTO activity_logs (workspace_id, "
+	    "activity_type, source_id, method, summary, request_body, status) VALUES ($1::uuid, "
+	    "'memory_write_global', $1::uuid, 'commit_memory', $2, $3::jsonb, 'ok')", 3,
+	    params) == NULL)
+		return -1;
 	return 0;
 }
 

@@ -34,6 +34,7 @@ static int body_secret(struct req *r, const char **key, const char **val, size_t
 static int valid_key(const char *k);
 static int write_secret(struct req *r, const char *ws, const char *key, const char *val,
     size_t vlen, int *found);
+static int upsert(struct req *r, const char *ws, const char *key, const char *val, size_t vlen);
 static int restart_jobs(struct req *r, const char *ws, const char *key);
 static int record(struct req *r, const char *type, const char *ws, const char *key);
 static int seal_hex(struct req *r, const char *scope, const char *key, const char *val,
@@ -269,6 +270,26 @@ h_global_secrets_delete(struct req *r)
 	return saved(r, "deleted", key, 1);
 }
 
+int
+secrets_check(struct req *r, const char *key, size_t vlen)
+{
+	if (!valid_key(key))
+		return resp_error(r, 400, "invalid secret key", NULL);
+	if (vlen > SECRET_VALUE_MAX)
+		return resp_error(r, 400, "secret value too large (max 65536 bytes)", NULL);
+	return 0;
+}
+
+int
+secrets_store_in_tx(struct req *r, const char *ws, const char *key, const char *val, size_t vlen)
+{
+	if (upsert(r, ws, key, val, vlen) < 0)
+		return -1;
+	if (record(r, "SECRET_SET", ws, key) < 0)
+		return fail_tx(r, "failed to save secret");
+	return 0;
+}
+
 /* The :id path parameter as a UUID. Returns 0, or -1 with 400 set. */
 static int
 workspace_id(struct req *r, const char **id)
@@ -313,11 +334,11 @@ body_secret(struct req *r, const char **key, const char **val, size_t *vlen)
 	    !json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
 		return resp_error(r, 400, "invalid request body", NULL);
 	*key = json_object_get_string(k);
-	if (!valid_key(*key) || (size_t)json_object_get_string_len(k) != strlen(*key))
+	if ((size_t)json_object_get_string_len(k) != strlen(*key))
 		return resp_error(r, 400, "invalid secret key", NULL);
 	*vlen = (size_t)json_object_get_string_len(v);
-	if (*vlen > SECRET_VALUE_MAX)
-		return resp_error(r, 400, "secret value too large (max 65536 bytes)", NULL);
+	if (secrets_check(r, *key, *vlen) < 0)
+		return -1;
 	*val = json_object_get_string(v);
 	return 0;
 }
@@ -349,7 +370,7 @@ static int
 write_secret(struct req *r, const char *ws, const char *key, const char *val, size_t vlen,
     int *found)
 {
-	const char *params[4], *hex = NULL, *ver = NULL;
+	const char *params[2];
 	PGresult *res;
 
 	*found = 0;
@@ -358,25 +379,8 @@ write_secret(struct req *r, const char *ws, const char *key, const char *val, si
 	if (ws != NULL && workspace_exists(r, ws, 1) < 0)
 		return -1;
 	if (val != NULL) {
-		if (seal_hex(r, ws != NULL ? ws : SCOPE_GLOBAL, key, val, vlen, &hex, &ver) < 0) {
-			db_rollback();
+		if (upsert(r, ws, key, val, vlen) < 0)
 			return -1;
-		}
-		params[0] = key;
-		params[1] = hex;
-		params[2] = ver;
-		params[3] = ws;
-		res = ws != NULL ? db_exec(r->arena, "INSERT INTO workspace_secrets (workspace_id, "
-		    "key, encrypted_value, encryption_version) VALUES ($4::uuid, $1, "
-		    "decode($2, 'hex'), $3::int) ON CONFLICT (workspace_id, key) DO UPDATE SET "
-		    "encrypted_value = EXCLUDED.encrypted_value, encryption_version = "
-		    "EXCLUDED.encryption_version, updated_at = now()", 4, params) :
-		    db_exec(r->arena, "INSERT INTO global_secrets (key, encrypted_value, "
-		    "encryption_version) VALUES ($1, decode($2, 'hex'), $3::int) ON CONFLICT (key) "
-		    "DO UPDATE SET encrypted_value = EXCLUDED.encrypted_value, encryption_version = "
-		    "EXCLUDED.encryption_version, updated_at = now()", 3, params);
-		if (res == NULL)
-			return fail_tx(r, "failed to save secret");
 		*found = 1;
 	} else {
 		params[0] = key;
@@ -401,6 +405,36 @@ write_secret(struct req *r, const char *ws, const char *key, const char *val, si
 	log_info("secrets: %s %s secret %s%s%s", val != NULL ? "saved" : "deleted",
 	    ws != NULL ? "workspace" : "global", key, ws != NULL ? " of workspace " : "",
 	    ws != NULL ? ws : "");
+	return 0;
+}
+
+/*
+ * Seals val and upserts it as secret key of ws (NULL = global) in the open transaction.
+ * Returns 0, or -1 with the transaction rolled back and the response set.
+ */
+static int
+upsert(struct req *r, const char *ws, const char *key, const char *val, size_t vlen)
+{
+	const char *params[4], *hex = NULL, *ver = NULL;
+
+	if (seal_hex(r, ws != NULL ? ws : SCOPE_GLOBAL, key, val, vlen, &hex, &ver) < 0) {
+		db_rollback();
+		return -1;
+	}
+	params[0] = key;
+	params[1] = hex;
+	params[2] = ver;
+	params[3] = ws;
+	if ((ws != NULL ? db_exec(r->arena, "INSERT INTO workspace_secrets (workspace_id, "
+	    "key, encrypted_value, encryption_version) VALUES ($4::uuid, $1, "
+	    "decode($2, 'hex'), $3::int) ON CONFLICT (workspace_id, key) DO UPDATE SET "
+	    "encrypted_value = EXCLUDED.encrypted_value, encryption_version = "
+	    "EXCLUDED.encryption_version, updated_at = now()", 4, params) :
+	    db_exec(r->arena, "INSERT INTO global_secrets (key, encrypted_value, "
+	    "encryption_version) VALUES ($1, decode($2, 'hex'), $3::int) ON CONFLICT (key) "
+	    "DO UPDATE SET encrypted_value = EXCLUDED.encrypted_value, encryption_version = "
+	    "EXCLUDED.encryption_version, updated_at = now()", 3, params)) == NULL)
+		return fail_tx(r, "failed to save secret");
 	return 0;
 }
 

@@ -31,6 +31,8 @@
 #define DEFAULT_TIER 3
 #define URL_CACHE_TTL_S 300
 #define CANVAS_MSG "canvas must be an object with numeric x and y"
+#define SEED_MEMORIES_MAX 100
+#define SEED_CONTENT_MAX 100000	/* bytes; longer content is cut at a UTF-8 boundary */
 
 /* Serialises parent_id changes, creates under a parent and cascades: no cycle, no orphan. */
 #define HIERARCHY_LOCK_SQL "SELECT pg_advisory_xact_lock(4242000001)"
@@ -52,12 +54,20 @@ enum ws_col {
 	C_BUDGET, C_SPEND, C_OUTBOUND
 };
 
+/* One validated initial_memories entry; content already cut to SEED_CONTENT_MAX. */
+struct seed_memory {
+	const char *content, *scope;
+};
+
 /* A validated POST /workspaces body. */
 struct ws_create {
 	const char *name, *role, *template, *model, *runtime, *url, *dir, *access, *parent_id;
 	int64_t tier, budget, max_tasks;
 	int has_budget, external;
 	double x, y;
+	struct json_object *secrets;	/* checked key -> non-empty string, or NULL */
+	struct seed_memory *memories;
+	size_t nmemories;
 };
 
 /* A validated PATCH /workspaces/:id body: has_* says which keys were sent. */
@@ -98,6 +108,11 @@ static int dir_ok(const char *dir);
 static int url_ok(const char *url);
 static int host_ok(const char *host);
 static int parse_create(struct req *r, struct json_object *body, struct ws_create *in);
+static int parse_secrets(struct req *r, struct json_object *body, struct ws_create *in);
+static int parse_memories(struct req *r, struct json_object *body, struct ws_create *in);
+static int parse_memory(struct req *r, struct json_object *e, size_t i, int root,
+    struct seed_memory *m);
+static int store_seed(struct req *r, const char *id, const struct ws_create *in);
 static int parse_patch(struct req *r, struct json_object *body, struct ws_patch *p);
 static int lock_parent(struct req *r, const char *parent_id);
 static int creates_cycle(struct req *r, const char *id, const char *parent_id);
@@ -248,6 +263,8 @@ h_workspaces_create(struct req *r)
 	json_object_object_add(ev, "y", jsonx_number(in.y));
 	if (events_record(r->arena, "WORKSPACE_PROVISIONING", id, ev) < 0)
 		return fail_tx(r, "failed to create workspace");
+	if (store_seed(r, id, &in) < 0)
+		return -1;
 
 	if (in.external) {
 		ev = jsonx_own(r->arena, json_object_new_object());
@@ -1140,7 +1157,122 @@ parse_create(struct req *r, struct json_object *body, struct ws_create *in)
 		if (json_object_object_get_ex(canvas, "y", &v) && v != NULL && get_number(v, &in->y) < 0)
 			return resp_error(r, 400, CANVAS_MSG, NULL);
 	}
-	/* secrets and initial_memories are accepted and not stored yet (later issues). */
+	return parse_secrets(r, body, in) < 0 || parse_memories(r, body, in) < 0 ? -1 : 0;
+}
+
+/*
+ * secrets: an object of key -> non-empty string, checked by the secrets routes' rules; a
+ * wrong shape is the reference's bind error. Returns 0, or -1 with a 400 set.
+ */
+static int
+parse_secrets(struct req *r, struct json_object *body, struct ws_create *in)
+{
+	struct json_object *s = NULL;
+
+	if (!json_object_object_get_ex(body, "secrets", &s) || s == NULL)
+		return 0;
+	if (!json_object_is_type(s, json_type_object))
+		return resp_error(r, 400, "invalid workspace payload", NULL);
+	{
+		/* The macro declares its iterators: give it a block of its own. */
+		json_object_object_foreach(s, k, v) {
+			if (v == NULL || !json_object_is_type(v, json_type_string) ||
+			    json_object_get_string_len(v) == 0)
+				return resp_error(r, 400, "invalid workspace payload", NULL);
+			if (secrets_check(r, k, (size_t)json_object_get_string_len(v)) < 0)
+				return -1;
+		}
+	}
+	in->secrets = s;
+	return 0;
+}
+
+/* initial_memories: at most SEED_MEMORIES_MAX {content, scope}. Returns 0, or -1 (400 set). */
+static int
+parse_memories(struct req *r, struct json_object *body, struct ws_create *in)
+{
+	struct json_object *a = NULL;
+	size_t i, n;
+
+	if (!json_object_object_get_ex(body, "initial_memories", &a) || a == NULL)
+		return 0;
+	if (!json_object_is_type(a, json_type_array))
+		return resp_error(r, 400, "initial_memories must be an array", NULL);
+	n = json_object_array_length(a);
+	if (n > SEED_MEMORIES_MAX)
+		return resp_error(r, 400, "initial_memories must have at most 100 entries", NULL);
+	if (n == 0)
+		return 0;
+	in->memories = arena_alloc(r->arena, n * sizeof(*in->memories));
+	if (in->memories == NULL)
+		return resp_error(r, 413, "request body too large", NULL);
+	for (i = 0; i < n; i++)
+		if (parse_memory(r, json_object_array_get_idx(a, i), i, in->parent_id == NULL,
+		    &in->memories[i]) < 0)
+			return -1;
+	in->nmemories = n;
+	return 0;
+}
+
+/*
+ * Entry i: content a non-empty UTF-8 string without NUL (cut to SEED_CONTENT_MAX bytes),
+ * scope LOCAL (default), TEAM, or GLOBAL on a root only. Returns 0, or -1 with a 400 set.
+ */
+static int
+parse_memory(struct req *r, struct json_object *e, size_t i, int root, struct seed_memory *m)
+{
+	const char *c = NULL, *scope = NULL;
+	size_t cut;
+	char *copy;
+
+	if (e == NULL || !json_object_is_type(e, json_type_object))
+		return bad(r, "initial_memories[%zu] must be an object", i);
+	if (get_string(r, e, "content", &c) < 0 || get_string(r, e, "scope", &scope) < 0)
+		return -1;
+	if (c == NULL || c[0] == '\0')
+		return bad(r, "initial_memories[%zu].content is required", i);
+	if (scope == NULL || scope[0] == '\0')
+		scope = "LOCAL";
+	if (strcmp(scope, "LOCAL") != 0 && strcmp(scope, "TEAM") != 0 && strcmp(scope, "GLOBAL") != 0)
+		return bad(r, "initial_memories[%zu].scope must be LOCAL, TEAM, or GLOBAL", i);
+	if (strcmp(scope, "GLOBAL") == 0 && !root)
+		return bad(r, "initial_memories[%zu]: only root workspaces can write GLOBAL memories", i);
+	cut = utf8_prefix_len(c, SEED_CONTENT_MAX);
+	if (c[cut] != '\0') {
+		copy = arena_alloc(r->arena, cut + 1);
+		if (copy == NULL)
+			return resp_error(r, 413, "request body too large", NULL);
+		memcpy(copy, c, cut);
+		copy[cut] = '\0';
+		c = copy;
+	}
+	m->content = c;
+	m->scope = scope;
+	return 0;
+}
+
+/*
+ * Writes the parsed secrets (sealed, SECRET_SET each, no restart job: the provision job starts
+ * the container with them) and initial memories of new workspace id in the open transaction.
+ * Returns 0, or -1 with the transaction rolled back and the response set.
+ */
+static int
+store_seed(struct req *r, const char *id, const struct ws_create *in)
+{
+	size_t i;
+
+	if (in->secrets != NULL) {
+		/* The macro declares its iterators: give it a block of its own. */
+		json_object_object_foreach(in->secrets, k, v) {
+			if (secrets_store_in_tx(r, id, k, json_object_get_string(v),
+			    (size_t)json_object_get_string_len(v)) < 0)
+				return -1;
+		}
+	}
+	for (i = 0; i < in->nmemories; i++)
+		if (memories_insert_in_tx(r, id, in->memories[i].content, in->memories[i].scope,
+		    "general", NULL) < 0)
+			return -1;
 	return 0;
 }
 

@@ -69,6 +69,18 @@ int h_global_secrets_list(struct req *r);
 int h_global_secrets_set(struct req *r);
 int h_global_secrets_delete(struct req *r);
 
+/*
+ * Seeding secrets from POST /workspaces (h_workspaces.c) without a second code path.
+ * secrets_check: key must match [A-Za-z_][A-Za-z0-9_]{0,127}, a value at most 64 KiB; returns
+ * 0, or -1 with the secrets routes' 400 set. secrets_store_in_tx: seals val, upserts it into
+ * workspace_secrets of ws and records SECRET_SET {key, scope} (never the value), all in the
+ * caller's open transaction, with no restart job. Returns 0, or -1 with the transaction rolled
+ * back and the response set (503 kms_unavailable, 502 kms_rejected, 500). Never logs val.
+ */
+int secrets_check(struct req *r, const char *key, size_t vlen);
+int secrets_store_in_tx(struct req *r, const char *ws, const char *key, const char *val,
+    size_t vlen);
+
 /* memories (h_memories.c) */
 int h_memories_commit(struct req *r);
 int h_memories_search(struct req *r);
@@ -79,6 +91,16 @@ int h_memory_set(struct req *r);
 int h_memory_delete(struct req *r);
 int h_admin_memories_export(struct req *r);
 int h_admin_memories_import(struct req *r);
+
+/*
+ * One HMA memory for POST /workspaces/:id/memories and the create-time initial_memories seed.
+ * Redacts content (and escapes [MEMORY frames for GLOBAL), inserts it into agent_memories of
+ * ws in the caller's open transaction, and audits a GLOBAL write by fingerprint. The caller has
+ * checked scope and the root-only GLOBAL rule. *id (may be NULL) gets the new row id. Returns 0,
+ * or -1 with the transaction rolled back and the response set (400 for text PostgreSQL refuses).
+ */
+int memories_insert_in_tx(struct req *r, const char *ws, const char *content, const char *scope,
+    const char *ns, const char **id);
 
 /* approvals (h_approvals.c) */
 int h_approvals_create(struct req *r);

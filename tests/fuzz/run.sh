@@ -13,10 +13,10 @@ cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined
 	-fno-sanitize-recover=all "${pkg_cflags[@]}")
 libs=("${pkg_libs[@]}")
 common=(common/arena.c common/conf.c common/util.c common/log.c common/jsonx.c common/cron.c
-	common/engine_stream.c common/gitea.c)
+	common/engine_stream.c common/gitea.c common/redact.c)
 fcgi=(fcgi/req.c fcgi/resp.c fcgi/router.c)
 status=0
-for target in query json_body config router cron engine_stream gitea; do
+for target in query json_body config router cron engine_stream gitea redact; do
 	bin="$out/fuzz_$target"
 	clang "${cflags[@]}" -o "$bin" "tests/fuzz/fuzz_$target.c" "${common[@]}" "${fcgi[@]}" "${libs[@]}"
 	work=$(mktemp -d)

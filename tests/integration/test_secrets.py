@@ -376,3 +376,56 @@ def test_non_uuid_and_auth(sstack):
     r = sstack.request("POST", "/workspaces/%s/secrets" % ws, headers=bearer(own),
                        body={"key": "OWN", "value": secret("own")})
     assert r.status == 200
+
+
+# --- secrets seeded by POST /workspaces ------------------------------------------------------
+
+def create_ws(s, **body):
+    body.setdefault("name", "seed-%s" % uuid.uuid4().hex[:10])
+    return s.admin("POST", "/workspaces", body=body), body["name"]
+
+
+def test_create_stores_secrets_sealed_with_events_and_no_restart(sstack):
+    va, vb = secret("seed-a"), secret("seed-b")
+    r, _ = create_ws(sstack, secrets={"SEED_A": va, "seed_b": vb})
+    assert r.status == 201, r.body
+    assert va.encode() not in r.body and vb.encode() not in r.body
+    ws = r.json()["id"]
+    rows = sstack.psql("SELECT key, encryption_version, encode(encrypted_value, 'hex') FROM "
+                       "workspace_secrets WHERE workspace_id = '%s' ORDER BY key" % ws).splitlines()
+    assert [row.split("|")[:2] for row in rows] == [["SEED_A", "2"], ["seed_b", "2"]]
+    for row, v in zip(rows, (va, vb)):
+        assert v.encode().hex() not in row.split("|")[2]
+    tok = mint(sstack, ws)
+    got = sstack.get("/workspaces/%s/secrets/values" % ws, headers=bearer(tok))
+    assert got.status == 200, got.body
+    assert got.json()["SEED_A"] == va and got.json()["seed_b"] == vb
+    ev = sstack.psql("SELECT payload::text FROM structure_events WHERE workspace_id = '%s' AND "
+                     "event_type = 'SECRET_SET' ORDER BY payload->>'key'" % ws).splitlines()
+    assert [json.loads(e) for e in ev] == [{"key": "SEED_A", "scope": "workspace"},
+                                           {"key": "seed_b", "scope": "workspace"}]
+    assert restart_jobs(sstack, ws) == []
+    assert sstack.psql("SELECT count(*) FROM provision_jobs WHERE workspace_id = '%s' AND "
+                       "kind = 'provision'" % ws) == "1"
+
+
+@pytest.mark.parametrize("secrets,msg", [
+    ({"1BAD": "v"}, "invalid secret key"),
+    ({"BAD-KEY": "v"}, "invalid secret key"),
+    ({"K" * 129: "v"}, "invalid secret key"),
+    ({"BIG": "x" * 65537}, "secret value too large (max 65536 bytes)"),
+    ({"NUM": 5}, "invalid workspace payload"),
+    ({"NUL": None}, "invalid workspace payload"),
+    ({"EMPTY": ""}, "invalid workspace payload"),
+    (["K", "v"], "invalid workspace payload"),
+])
+def test_create_with_bad_secrets_writes_nothing(sstack, secrets, msg):
+    ok = secret("not-stored")
+    body = {"OK_FIRST": ok}
+    body.update(secrets if isinstance(secrets, dict) else {})
+    r, name = create_ws(sstack, secrets=body if isinstance(secrets, dict) else secrets)
+    assert r.status == 400, r.body
+    assert r.json() == {"error": msg}
+    assert sstack.psql("SELECT count(*) FROM workspaces WHERE name = '%s'" % name) == "0"
+    assert sstack.psql("SELECT count(*) FROM workspace_secrets s LEFT JOIN workspaces w ON "
+                       "w.id = s.workspace_id WHERE w.id IS NULL OR w.name = '%s'" % name) == "0"

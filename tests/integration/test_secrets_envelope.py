@@ -211,6 +211,12 @@ def test_kms_outage_answers_503(estack, kms):
         # Writes need a fresh data key: also 503.
         r = put(estack, ws, "NEW", secret("new"))
         assert r.status == 503 and r.json()["code"] == "kms_unavailable"
+        # A create with secrets writes nothing at all when they cannot be sealed.
+        name = "env-seed-%s" % uuid.uuid4().hex[:10]
+        r = estack.admin("POST", "/workspaces", body={"name": name,
+                                                      "secrets": {"SEEDED": secret("seed")}})
+        assert r.status == 503 and r.json()["code"] == "kms_unavailable", r.body
+        assert estack.psql("SELECT count(*) FROM workspaces WHERE name = '%s'" % name) == "0"
     finally:
         kms.fail(False)
     r = values(estack, ws)

@@ -167,10 +167,12 @@ def test_create_with_every_field_and_compact_numbers(stack):
         assert frag in item, frag
     assert stack.psql("SELECT payload FROM provision_jobs WHERE workspace_id = '%s'" % wid) == \
         '{"model": "m-1", "template": "team/default"}'
-    (etype, payload), = events(stack, wid)
+    (etype, payload), secret_set = events(stack, wid)
     assert etype == "WORKSPACE_PROVISIONING"
     assert payload == {"name": name, "tier": 2, "runtime": "hermes", "parent_id": parent,
                        "x": 100, "y": -20.5}
+    assert secret_set == ("SECRET_SET", {"key": "K", "scope": "workspace"})
+    assert stack.psql("SELECT content FROM agent_memories WHERE workspace_id = '%s'" % wid) == "c"
 
 
 def test_create_stores_quotes_and_semicolons_verbatim(stack):
@@ -824,3 +826,80 @@ def test_create_external_url_follows_register_address_rules(stack):
     r = stack.admin("POST", "/workspaces", body={"name": "ext-ok-url", "external": True,
                                                  "url": "http://10.1.2.3:8000"})
     assert r.status == 201, r.body
+
+
+# --- initial_memories seeded by POST /workspaces -------------------------------------------
+
+def seeded(stack, wid):
+    tok = stack.admin("POST", "/workspaces/%s/tokens" % wid).json()["auth_token"]
+    r = stack.get("/workspaces/%s/memories" % wid, headers=bearer(tok))
+    assert r.status == 200, r.body
+    return {m["content"]: m for m in r.json()}
+
+
+def test_create_seeds_initial_memories_redacted_and_truncated(stack):
+    long_ascii = "abc " * 25002                # 100008 bytes, cut to 100000
+    long_utf8 = "b" + "\u00e9" * 50000          # 100001 bytes: the cut may not split an é
+    wid = create(stack, initial_memories=[
+        {"content": "plain fact"},
+        {"content": "team fact", "scope": "TEAM"},
+        {"content": "use OPENAI_API_KEY=abc123secretvalue now", "scope": "LOCAL"},
+        {"content": long_ascii}, {"content": long_utf8}])["id"]
+    got = seeded(stack, wid)
+    assert got["plain fact"]["scope"] == "LOCAL" and got["team fact"]["scope"] == "TEAM"
+    assert got["plain fact"]["namespace"] == "general"
+    assert "use OPENAI_API_KEY=[REDACTED:API_KEY] now" in got
+    assert not any("abc123secretvalue" in c for c in got)
+    assert "abc " * 25000 in got
+    assert "b" + "\u00e9" * 49999 in got
+    assert len(got) == 5
+
+
+def test_create_seeds_global_memory_on_a_root(stack):
+    wid = create(stack, initial_memories=[{"content": "be kind [MEMORY x]", "scope": "GLOBAL"}])["id"]
+    assert stack.psql("SELECT scope || '|' || content FROM agent_memories WHERE workspace_id = "
+                      "'%s'" % wid) == "GLOBAL|be kind [_MEMORY x]"
+    assert stack.psql("SELECT count(*) FROM activity_logs WHERE workspace_id = '%s' AND "
+                      "activity_type = 'memory_write_global'" % wid) == "1"
+
+
+@pytest.mark.parametrize("mems,msg", [
+    ({"content": "x"}, "initial_memories must be an array"),
+    ([{"content": "ok"}, "x"], "initial_memories[1] must be an object"),
+    ([{"scope": "LOCAL"}], "initial_memories[0].content is required"),
+    ([{"content": ""}], "initial_memories[0].content is required"),
+    ([{"content": 5}], "content must be a string"),
+    ([{"content": "ok", "scope": "local"}], "initial_memories[0].scope must be LOCAL, TEAM, or GLOBAL"),
+    ([{"content": "ok"}] * 101, "initial_memories must have at most 100 entries"),
+    ("GLOBAL-ON-CHILD", "initial_memories[0]: only root workspaces can write GLOBAL memories"),
+])
+def test_create_with_bad_initial_memories_writes_nothing(stack, mems, msg):
+    name = uniq("badmem")
+    body = {"name": name, "initial_memories": mems}
+    if mems == "GLOBAL-ON-CHILD":
+        body = {"name": name, "parent_id": create(stack)["id"],
+                "initial_memories": [{"content": "g", "scope": "GLOBAL"}]}
+    r = stack.admin("POST", "/workspaces", body=body)
+    assert r.status == 400, r.body
+    assert r.json() == {"error": msg}
+    assert stack.psql("SELECT count(*) FROM workspaces WHERE name = '%s'" % name) == "0"
+
+
+def test_create_with_secrets_and_memories_is_one_transaction(stack):
+    # A failing memory insert (trigger) rolls back the workspace and its secrets too.
+    name = uniq("atomic")
+    stack.psql("CREATE OR REPLACE FUNCTION seed_fail() RETURNS trigger AS $$ BEGIN "
+               "IF NEW.content = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$ "
+               "LANGUAGE plpgsql; DROP TRIGGER IF EXISTS seed_fail ON agent_memories; "
+               "CREATE TRIGGER seed_fail BEFORE INSERT ON agent_memories FOR EACH ROW "
+               "EXECUTE FUNCTION seed_fail()")
+    try:
+        r = stack.admin("POST", "/workspaces", body={
+            "name": name, "secrets": {"ATOMIC_K": "v"},
+            "initial_memories": [{"content": "first"}, {"content": "boom"}]})
+        assert r.status == 500, r.body
+    finally:
+        stack.psql("DROP TRIGGER IF EXISTS seed_fail ON agent_memories")
+    assert stack.psql("SELECT count(*) FROM workspaces WHERE name = '%s'" % name) == "0"
+    assert stack.psql("SELECT count(*) FROM agent_memories WHERE content = 'first'") == "0"
+    assert stack.psql("SELECT count(*) FROM workspace_secrets WHERE key = 'ATOMIC_K'") == "0"
