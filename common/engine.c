@@ -495,7 +495,8 @@ engine_container_stop(struct engine *e, const char *name_or_id, int timeout_s)
 int
 engine_container_remove(struct engine *e, const char *name_or_id)
 {
-	return simple(e, "DELETE", "/containers/", name_or_id, "?force=1&v=0", 0, "container remove", 404);
+	/* v=1: anonymous volumes of the image (VOLUME lines) go too; named ones are never touched. */
+	return simple(e, "DELETE", "/containers/", name_or_id, "?force=1&v=1", 0, "container remove", 404);
 }
 
 int

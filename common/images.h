@@ -12,6 +12,9 @@
 #include "common/conf.h"
 #include "common/engine.h"
 
+/* The longest the git steps of one local build may take (init, fetch, checkout: a third each). */
+#define IMAGES_GIT_BUDGET_S 360
+
 enum images_mode { IMAGES_REGISTRY, IMAGES_LOCAL_BUILD };
 struct images_source { enum images_mode mode; char prefix[512]; };
 

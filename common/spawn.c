@@ -65,13 +65,15 @@ spawn_run(char *const argv[], char *const env_add[], const char *cwd, const char
 	(void)setpgid(pid, pid);
 	close(pfd[1]);
 	pfd[1] = -1;
-	do
-		n = read(pfd[0], &child_errno, sizeof(child_errno));
-	while (n < 0 && errno == EINTR);
+	/* The deadline covers the child before exec too (a hung chdir): wait first, then read the
+	 * pipe, whose only writer is gone by then, so the read cannot block. */
 	if (wait_deadline(pid, deadline, &status, &timed_out) < 0) {
 		set_err(err, errlen, "spawn %s: waitpid: %s", argv[0], strerror(errno));
 		goto out;
 	}
+	do
+		n = read(pfd[0], &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
 	if (n == (ssize_t)sizeof(child_errno)) {
 		set_err(err, errlen, "cannot run %s: %s", argv[0], strerror(child_errno));
 		goto out;

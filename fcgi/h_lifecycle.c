@@ -106,22 +106,25 @@ h_lifecycle_restart(struct req *r)
 	 * A job still waiting in the queue already does what this one would: restarts that
 	 * race (double clicks, secret changes) coalesce into it. A running one is followed by ours.
 	 */
+	payload = jsonx_own(r->arena, json_object_new_object());
+	if (payload == NULL)
+		return fail_tx(r, "failed to restart workspace");
+	json_object_object_add(payload, "reason", json_object_new_string("manual"));
+	if (reset)
+		json_object_object_add(payload, "reset", json_object_new_boolean(1));
+	if (tmpl != NULL)
+		json_object_object_add(payload, "template", json_object_new_string(tmpl));
+	if (body_bool(body, "rebuild_config"))
+		json_object_object_add(payload, "rebuild_config", json_object_new_boolean(1));
+	/* The waiting job takes this request's options too, so the answer below stays true. */
 	params[0] = id;
-	res = db_exec(r->arena, "SELECT 1 FROM provision_jobs WHERE workspace_id = $1::uuid "
-	    "AND status = 'queued' AND kind IN ('provision', 'restart') LIMIT 1", 1, params);
+	params[1] = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN);
+	res = db_exec(r->arena, "UPDATE provision_jobs SET payload = payload || $2::jsonb, "
+	    "updated_at = now() WHERE workspace_id = $1::uuid AND status = 'queued' "
+	    "AND kind IN ('provision', 'restart') RETURNING 1", 2, params);
 	if (res == NULL)
 		return fail_tx(r, "failed to restart workspace");
 	if (PQntuples(res) == 0) {
-		payload = jsonx_own(r->arena, json_object_new_object());
-		if (payload == NULL)
-			return fail_tx(r, "failed to restart workspace");
-		json_object_object_add(payload, "reason", json_object_new_string("manual"));
-		if (reset)
-			json_object_object_add(payload, "reset", json_object_new_boolean(1));
-		if (tmpl != NULL)
-			json_object_object_add(payload, "template", json_object_new_string(tmpl));
-		if (body_bool(body, "rebuild_config"))
-			json_object_object_add(payload, "rebuild_config", json_object_new_boolean(1));
 		if (queue_job(r, id, "restart", payload) < 0)
 			return fail_tx(r, "failed to restart workspace");
 		/* Before the status change: the context quotes the last heartbeat of the old session. */

@@ -109,16 +109,25 @@ import_base() {
 	rm -rf "$rootfs"
 }
 
+# The pidfile's pid, if it is still our engine (its command line names DIR): a stale pidfile may
+# name a pid the system has since given to an unrelated process.
+our_pid() {
+	local pid cmd
+	[ -f "$pidfile" ] || return 1
+	pid=$(cat "$pidfile")
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	[[ $cmd == *podman* && $cmd == *"$dir"* ]] || return 1
+	echo "$pid"
+}
+
 start() {
 	local pid i
 	if ! ping_ok; then
 		command -v podman >/dev/null || die "podman is not installed (tests/deps.sh)"
 		command -v runc >/dev/null || die "runc is not installed (tests/deps.sh)"
-		if [ -f "$pidfile" ]; then
-			pid=$(cat "$pidfile")
-			if kill -0 "$pid" 2>/dev/null; then
-				kill "$pid" 2>/dev/null || true
-			fi
+		if pid=$(our_pid); then
+			kill "$pid" 2>/dev/null || true
 		fi
 		rm -f "$sock"
 		write_conf
@@ -160,18 +169,15 @@ stop() {
 		timeout 60 podman --root "$dir/storage" --runroot "$dir/run" --storage-driver "$driver" \
 			rm -a -f -t 0 >/dev/null 2>&1 || true
 	fi
-	if [ -f "$pidfile" ]; then
-		pid=$(cat "$pidfile")
-		if kill -0 "$pid" 2>/dev/null; then
-			kill "$pid" 2>/dev/null || true
-			for ((i = 0; i < 50; i++)); do
-				kill -0 "$pid" 2>/dev/null || break
-				sleep 0.1
-			done
-			kill -9 "$pid" 2>/dev/null || true
-		fi
-		rm -f "$pidfile"
+	if pid=$(our_pid); then
+		kill "$pid" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$pid" 2>/dev/null || true
 	fi
+	rm -f "$pidfile"
 	# leftovers (conmon, containers' processes) only when their command line points into DIR
 	for p in $(pids_under_dir); do
 		[ "$p" = "$$" ] && continue

@@ -39,7 +39,9 @@
 #define CHANNEL "provision_jobs"
 #define POLL_MS 2000			/* slow poll beside LISTEN: backoffs coming due, leases */
 #define BEAT_MAX_MS 5000
-#define LEASE_S 300			/* a dead provisioner's job is taken over after this */
+/* A dead provisioner's job is taken over by another host after its lease: longer than the longest
+ * step that cannot renew it (a build lock wait plus the build, the git fetch, a pull). */
+#define LEASE_MARGIN_S 300
 #define LEASE_RENEW_MS 30000
 #define MAX_ATTEMPTS 5			/* stop/remove/hibernate retries on engine errors */
 #define MAX_TAKEOVERS 3			/* a job its provisioner died on this often is a poison job */
@@ -111,7 +113,9 @@ static enum outcome engine_failed(struct prov *p, struct job *j, const char *wha
 static void fail_workspace(struct prov *p, struct job *j);
 static int engine_up(struct prov *p);
 static const char *platform_url(struct prov *p);
-static int agent_address(struct prov *p, struct job *j, int *port, char *url, size_t len);
+static int agent_address(struct prov *p, struct job *j, const struct ws_info *w, int *port,
+    char *url, size_t len);
+static int64_t lease_seconds(const struct prov *p);
 static struct json_object *base_env(struct prov *p, struct job *j, const struct ws_info *w,
     const char *platform, int port, const char *url);
 static int add_secrets(struct prov *p, struct job *j, struct json_object *env);
@@ -123,7 +127,7 @@ static int free_port(void);
 static struct json_object *container_body(struct prov *p, struct job *j, const struct ws_info *w,
     const char *image, struct json_object *env, int port);
 static char *config_yaml(struct prov *p, const struct ws_info *w, const char *model);
-static void yaml_quoted(char *out, size_t len, const char *s);
+static char *yaml_quoted(struct arena *a, const char *s);
 static int upload_configs(struct prov *p, struct job *j, const struct ws_info *w,
     const char *token, const char *inbound);
 static void on_image_event(void *arg, const char *type, struct json_object *payload);
@@ -402,7 +406,7 @@ claim(struct prov *p, struct job *j)
 	PGresult *res;
 
 	memset(j, 0, sizeof(*j));
-	snprintf(lease, sizeof(lease), "%d", LEASE_S);
+	snprintf(lease, sizeof(lease), "%lld", (long long)lease_seconds(p));
 	params[0] = p->me;
 	params[1] = lease;
 	res = db_exec(&p->arena, "UPDATE provision_jobs SET status = 'running', claimed_by = $1, "
@@ -410,7 +414,8 @@ claim(struct prov *p, struct job *j)
 	    "updated_at = now() WHERE id = (SELECT q.id FROM provision_jobs q "
 	    " WHERE q.status = 'queued' AND q.not_before <= now() AND NOT EXISTS ("
 	    "  SELECT 1 FROM provision_jobs r WHERE r.workspace_id = q.workspace_id "
-	    "  AND r.status = 'running') "
+	    "  AND (r.status = 'running' OR (r.status = 'queued' AND (r.created_at, r.id) < "
+	    "  (q.created_at, q.id)))) "
 	    " ORDER BY q.created_at, q.id LIMIT 1 FOR UPDATE SKIP LOCKED) "
 	    "RETURNING id, workspace_id, kind, payload::text, attempts", 2, params);
 	if (res == NULL)
@@ -487,7 +492,7 @@ renew_lease(struct prov *p, struct job *j, int force)
 	if (!force && now_mono_ms() - p->lease_renewed_ms < LEASE_RENEW_MS)
 		return;
 	p->lease_renewed_ms = now_mono_ms();
-	snprintf(lease, sizeof(lease), "%d", LEASE_S);
+	snprintf(lease, sizeof(lease), "%lld", (long long)lease_seconds(p));
 	params[0] = j->id;
 	params[1] = p->me;
 	params[2] = lease;
@@ -522,6 +527,7 @@ static enum outcome
 do_provision(struct prov *p, struct job *j)
 {
 	struct json_object *env = NULL, *body = NULL, *labels = NULL;
+	PGresult *res;
 	struct ws_info w;
 	char image[512], err[MSG_MAX - 64], token[TOKEN_LEN + 1], inbound[TOKEN_LEN + 1], cid[128];
 	char url[64];
@@ -565,7 +571,7 @@ do_provision(struct prov *p, struct job *j)
 	if (term_pending())
 		goto requeue;
 
-	if (agent_address(p, j, &port, url, sizeof(url)) < 0)
+	if (agent_address(p, j, &w, &port, url, sizeof(url)) < 0)
 		goto fail;
 	if ((env = base_env(p, j, &w, pu, port, url)) == NULL)
 		goto fail;
@@ -602,11 +608,14 @@ do_provision(struct prov *p, struct job *j)
 	/* The agent registers this URL itself; written now so the A2A proxy knows it earlier. */
 	params[0] = j->workspace_id;
 	params[1] = url;
-	if (db_exec(&p->arena, "UPDATE workspaces SET url = $2, updated_at = now() "
-	    "WHERE id = $1::uuid AND status = 'provisioning'", 2, params) == NULL)
+	res = db_exec(&p->arena, "UPDATE workspaces SET url = $2, updated_at = now() "
+	    "WHERE id = $1::uuid AND status = 'provisioning' RETURNING 1", 2, params);
+	if (res == NULL)
 		log_warn("workspace %s: url not stored", j->workspace_id);
-	freeReplyObject(kv_command(NULL, "SET ws:%s:url %s EX %d", j->workspace_id, url,
-	    URL_CACHE_TTL_S));
+	/* Paused or removed meanwhile: its stop job follows; the proxy must not route to it. */
+	else if (PQntuples(res) == 1)
+		freeReplyObject(kv_command(NULL, "SET ws:%s:url %s EX %d", j->workspace_id, url,
+		    URL_CACHE_TTL_S));
 	log_info("workspace %s: container %s started from %s (%s)", j->workspace_id, j->container,
 	    image, url);
 	o = JOB_DONE;
@@ -848,12 +857,15 @@ platform_url(struct prov *p)
  * Returns 0, or -1 with the message set.
  */
 static int
-agent_address(struct prov *p, struct job *j, int *port, char *url, size_t len)
+agent_address(struct prov *p, struct job *j, const struct ws_info *w, int *port, char *url,
+    size_t len)
 {
+	/* Tier 4 runs on the host's network whatever the configuration says (container_body). */
+	int host_net = strcmp(p->conf.container_network, "host") == 0 || w->tier == 4;
 	int host_port;
 
 	*port = AGENT_PORT_IN_CONTAINER;
-	if (strcmp(p->conf.container_network, "host") != 0 && p->conf.container_network[0] != '\0') {
+	if (!host_net && p->conf.container_network[0] != '\0') {
 		snprintf(url, len, "http://%s:%d", j->container, *port);
 		return 0;
 	}
@@ -861,10 +873,16 @@ agent_address(struct prov *p, struct job *j, int *port, char *url, size_t len)
 		set_msg(p, "no free loopback port for the agent");
 		return -1;
 	}
-	if (strcmp(p->conf.container_network, "host") == 0)
+	if (host_net)
 		*port = host_port;
 	snprintf(url, len, "http://127.0.0.1:%d", host_port);
 	return 0;
+}
+
+static int64_t
+lease_seconds(const struct prov *p)
+{
+	return 2 * p->conf.image_build_timeout_s + IMAGES_GIT_BUDGET_S + LEASE_MARGIN_S;
 }
 
 /* The platform's own variables, before any secret (which may not override them). NULL on OOM. */
@@ -1186,39 +1204,42 @@ container_body(struct prov *p, struct job *j, const struct ws_info *w, const cha
 static char *
 config_yaml(struct prov *p, const struct ws_info *w, const char *model)
 {
-	char name[600], rt[300], mdl[300];
+	const char *name = yaml_quoted(&p->arena, w->name), *rt = yaml_quoted(&p->arena, w->runtime);
 
-	yaml_quoted(name, sizeof(name), w->name);
-	yaml_quoted(rt, sizeof(rt), w->runtime);
 	if (model == NULL || model[0] == '\0')
 		model = strcmp(w->runtime, "claude-code") == 0 ? "sonnet" : "anthropic:claude-opus-4-7";
-	yaml_quoted(mdl, sizeof(mdl), model);
+	if (name == NULL || rt == NULL || (model = yaml_quoted(&p->arena, model)) == NULL)
+		return NULL;
 	return arena_printf(&p->arena, "name: %s\ndescription: %s\nversion: 1.0.0\ntier: %ld\n"
-	    "runtime: %s\nmodel: %s\n%s", name, name, w->tier, rt, mdl,
+	    "runtime: %s\nmodel: %s\n%s", name, name, w->tier, rt, model,
 	    strcmp(w->runtime, "langgraph") != 0 && strcmp(w->runtime, "deepagents") != 0 ?
 	    "runtime_config:\n  timeout: 0\n" : "");
 }
 
-/* A double-quoted YAML scalar: backslash, quote and control characters escaped; truncated to fit. */
-static void
-yaml_quoted(char *out, size_t len, const char *s)
+/* A double-quoted YAML scalar, whole: backslash, quote, control characters and DEL escaped. */
+static char *
+yaml_quoted(struct arena *a, const char *s)
 {
-	size_t o = 0;
+	char *out = arena_alloc(a, 4 * strlen(s) + 3);	/* worst case: every byte as \xNN */
 	const unsigned char *c;
+	size_t o = 0;
 
+	if (out == NULL)
+		return NULL;
 	out[o++] = '"';
-	for (c = (const unsigned char *)s; *c != '\0' && o + 8 < len; c++) {
+	for (c = (const unsigned char *)s; *c != '\0'; c++) {
 		if (*c == '"' || *c == '\\') {
 			out[o++] = '\\';
 			out[o++] = (char)*c;
-		} else if (*c < 0x20) {
-			o += (size_t)snprintf(out + o, len - o, "\\x%02x", *c);
+		} else if (*c < 0x20 || *c == 0x7f) {
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", *c);
 		} else {
 			out[o++] = (char)*c;
 		}
 	}
 	out[o++] = '"';
 	out[o] = '\0';
+	return out;
 }
 
 /*
@@ -1277,6 +1298,7 @@ on_image_event(void *arg, const char *type, struct json_object *payload)
 		events_broadcast(&a, type, p->cur->workspace_id, payload);
 		arena_cleanup(&a);
 		renew_lease(p, p->cur, 0);
+		beat(p);
 	}
 	json_object_put(payload);
 }

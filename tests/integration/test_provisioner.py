@@ -168,6 +168,13 @@ def test_restart_sets_provisioning_and_coalesces_concurrent_requests(stack):
     assert r.json() == {"config_dir": "x", "reset_session": True, "status": "provisioning"}
     assert stack.psql("SELECT payload->>'reset' FROM provision_jobs WHERE workspace_id = '%s' "
                       "AND status = 'queued'" % wid) == "true"
+    # A restart that coalesces into the waiting job still gets its options applied.
+    stack.psql("UPDATE provision_jobs SET payload = '{}' WHERE workspace_id = '%s' AND status = 'queued'" % wid)
+    r = stack.admin("POST", "/workspaces/%s/restart" % wid, body={"reset": True, "template": "y"})
+    assert r.json() == {"config_dir": "y", "reset_session": True, "status": "provisioning"}
+    assert stack.psql("SELECT payload->>'reset' || ' ' || (payload->>'template') FROM provision_jobs "
+                      "WHERE workspace_id = '%s' AND status = 'queued'" % wid) == "true y"
+    assert len([j for j in jobs(stack, wid) if j.endswith(":queued")]) == 1
 
 
 def test_pause_resume_subtree(stack):
@@ -358,6 +365,22 @@ def test_fail_closed(es, runtime, needle):
     assert ev == ("WORKSPACE_PROVISION_FAILED", {"error": err}), ev
     assert es.engine.container("ws-" + id12(wid)) is None
     assert "images: pulling" not in es.log("moleculed.log")
+
+
+def test_a_later_job_never_overtakes_a_waiting_one(es):
+    # A stop retried after an engine hiccup waits (not_before); a resume queued meanwhile must not
+    # start the container first, or the old stop would remove the fresh one.
+    wid = es.psql("INSERT INTO workspaces (name, status, runtime) VALUES ('order', 'paused', 'echo') "
+                  "RETURNING id").splitlines()[0]
+    es.psql("INSERT INTO provision_jobs (workspace_id, kind, not_before, created_at) VALUES "
+            "('%s', 'stop', now() + interval '3 seconds', now() - interval '1 second')" % wid)
+    es.psql("INSERT INTO provision_jobs (workspace_id, kind) VALUES ('%s', 'provision')" % wid)
+    time.sleep(2)
+    assert jobs(es, wid) == ["stop:queued", "provision:queued"], jobs(es, wid)
+    wait_jobs_settled(es, wid)
+    order = es.psql("SELECT kind FROM provision_jobs WHERE workspace_id = '%s' "
+                    "ORDER BY updated_at" % wid).splitlines()
+    assert order == ["stop", "provision"], order
 
 
 def test_sigterm_mid_job_requeues_and_the_next_provisioner_finishes_it(es):
