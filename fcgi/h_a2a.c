@@ -51,6 +51,7 @@ static int read_body(struct req *r, const char **buf, size_t *len);
 static int timeout_seconds(struct req *r, long *out);
 static int check_caller(struct req *r, const char *id, const char **caller);
 static int canvas_credentials(struct req *r);
+static int caller_credentials(struct req *r, const char *caller);
 static int load_target(struct req *r, const char *id, struct target *t);
 static int not_running(struct req *r, const struct target *t);
 static int wake(struct req *r, const struct target *t);
@@ -169,8 +170,8 @@ timeout_seconds(struct req *r, long *out)
 }
 
 /*
- * Who is calling. A workspace (X-Workspace-ID) proves it with its own bearer (lazy bootstrap)
- * and must be allowed by the hierarchy; no header means the canvas, which needs canvas
+ * Who is calling. A workspace (X-Workspace-ID) must exist, prove itself (caller_credentials)
+ * and be allowed by the hierarchy; no header means the canvas, which needs canvas
  * credentials here (the reference lets anyone in). Returns 0, or -1 with the response set.
  */
 static int
@@ -189,7 +190,7 @@ check_caller(struct req *r, const char *id, const char **caller)
 		}
 	if (!is_uuid(h))
 		return resp_error(r, 403, "invalid caller ID", NULL);
-	if (guard_lazy_bootstrap(r, h, "caller", 0) < 0)
+	if (caller_credentials(r, h) < 0)
 		return -1;
 	if (strcasecmp(h, id) != 0) {
 		switch (access_can_communicate(r->arena, h, id)) {
@@ -204,6 +205,39 @@ check_caller(struct req *r, const char *id, const char **caller)
 	}
 	*caller = h;
 	return 0;
+}
+
+/*
+ * The claimed caller's proof. Missing or removed: 403. With live tokens: one of them as bearer
+ * (lazy bootstrap). Without (external, provisioning, all revoked): unlike the reference, which
+ * lets anyone speak for it, the request needs canvas credentials, else 401 with the lazy
+ * bootstrap's strings. Returns 0, or -1 with the response set.
+ */
+static int
+caller_credentials(struct req *r, const char *caller)
+{
+	const char *params[1] = { caller }, *tok = req_bearer(r);
+	enum token_check rc;
+	PGresult *res;
+	int live = 0;
+
+	res = db_exec(r->arena, "SELECT 1 FROM workspaces WHERE id = $1::uuid AND status <> 'removed'",
+	    1, params);
+	if (res == NULL)
+		return db_unavailable() ? resp_unavailable(r) : resp_error(r, 500, "lookup failed", NULL);
+	if (PQntuples(res) != 1)
+		return resp_error(r, 403, "invalid caller ID", NULL);
+	rc = tokens_lazy_check(r->arena, caller, tok, &live);
+	if (rc == TOKEN_ERROR)
+		return resp_unavailable(r);
+	if (live && rc == TOKEN_OK)
+		return 0;
+	if (!live && canvas_credentials(r) == 0)
+		return 0;
+	if (!live && r->status != 401)
+		return -1;
+	return resp_error(r, 401, tok == NULL ? "missing caller auth token" : "invalid caller auth token",
+	    NULL);
 }
 
 /* ADMIN_TOKEN or an org token as bearer, the development hatch, or an allowed browser Origin. */

@@ -63,7 +63,7 @@ h_approvals_create(struct req *r)
 
 	if (id == NULL || !is_uuid(id))
 		return resp_error(r, 400, "invalid workspace ID", NULL);
-	if (req_json_body(r, &body) < 0)
+	if (req_json_body_or(r, &body, "invalid request body") < 0)
 		return -1;
 	if (req_body_str(r, body, "action", ACTION_MAX, &action) < 0)
 		return -1;

@@ -34,6 +34,7 @@ static const char *str_member(struct json_object *body, const char *key, size_t 
 static const char *truncated(struct req *r, const char *s, size_t max);
 static int idempotent_hit(struct req *r, const char *source, const char *key, const char *target);
 static int send_delegated(struct req *r, const char *source, const char *target, const char *did);
+static int platform_in_flight(struct req *r, const char *source, const char *did);
 static void update_status(struct req *r, const char *source, const char *did, const char *status,
     const char *error, int *rc);
 
@@ -49,7 +50,7 @@ h_delegations_delegate(struct req *r)
 
 	if (id == NULL || !is_uuid(id))
 		return resp_error(r, 400, "invalid workspace ID", NULL);
-	if (req_json_body(r, &body) < 0)
+	if (req_json_body_or(r, &body, "invalid delegation request") < 0)
 		return -1;
 	target = str_member(body, "target_id", ID_MAX);
 	task = str_member(body, "task", TASK_MAX);
@@ -191,7 +192,7 @@ h_delegations_record(struct req *r)
 
 	if (id == NULL || !is_uuid(id))
 		return resp_error(r, 400, "invalid workspace ID", NULL);
-	if (req_json_body(r, &body) < 0)
+	if (req_json_body_or(r, &body, "invalid request body") < 0)
 		return -1;
 	target = str_member(body, "target_id", ID_MAX);
 	task = str_member(body, "task", TASK_MAX);
@@ -258,6 +259,16 @@ h_delegations_update(struct req *r)
 		prev = "";
 	if (db_begin(r->arena) < 0)
 		return -1;
+	switch (platform_in_flight(r, id, did)) {
+	case 0:
+		break;
+	case 1:
+		db_rollback();
+		return resp_error(r, 409, "delegation is still being delivered by the platform", NULL);
+	default:
+		db_rollback();
+		return -1;
+	}
 	update_status(r, id, did, status, err, &rc);
 	payload = jsonx_own(r->arena, json_object_new_object());
 	json_object_object_add(payload, "delegation_id", json_object_new_string(did));
@@ -372,6 +383,28 @@ send_delegated(struct req *r, const char *source, const char *target, const char
 	json_object_object_add(out, "status", json_object_new_string("delegated"));
 	json_object_object_add(out, "target_id", json_object_new_string(target));
 	return resp_json(r, 202, out);
+}
+
+/*
+ * Whether the platform still owns delivery of this delegation (its a2a_queue row is queued or
+ * running). A terminal update then would release the idempotency key while the first copy is
+ * still sent, and a retry would queue a second. The row is locked so the dispatcher's own
+ * finish is seen. Returns 1, 0, or -1 on a database error.
+ */
+static int
+platform_in_flight(struct req *r, const char *source, const char *did)
+{
+	const char *params[2] = { source, did };
+	PGresult *res;
+
+	res = db_exec(r->arena, "SELECT q.id FROM activity_logs l JOIN a2a_queue q ON q.workspace_id = "
+	    "l.target_id AND q.kind = 'delegation' AND q.ref_id::text = l.request_body->>'delegation_id' "
+	    "WHERE l.workspace_id = $1::uuid AND l.activity_type = 'delegation' AND l.method = 'delegate' "
+	    "AND l.request_body->>'delegation_id' = $2 AND q.status IN ('queued', 'running') FOR UPDATE OF q",
+	    2, params);
+	if (res == NULL)
+		return -1;
+	return PQntuples(res) > 0;
 }
 
 /* The 'delegate' row takes the reported status (the reference's updateDelegationStatus). */

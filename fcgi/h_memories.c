@@ -61,7 +61,7 @@ h_memories_commit(struct req *r)
 
 	if (id == NULL || !is_uuid(id))
 		return resp_error(r, 400, "invalid workspace ID", NULL);
-	if (req_json_body(r, &body) < 0)
+	if (req_json_body_or(r, &body, "invalid request body") < 0)
 		return -1;
 	/* The reference's binding: both required, any other shape is "invalid request body". */
 	if (!json_object_object_get_ex(body, "content", &v) || !json_object_is_type(v, json_type_string) ||
@@ -70,13 +70,18 @@ h_memories_commit(struct req *r)
 	if (json_object_get_string_len(v) > CONTENT_MAX)
 		return resp_error(r, 413, "content too large (max 65536 bytes)", NULL);
 	if (get_str(r, body, "content", CONTENT_MAX, 1, &content) < 0 ||
-	    get_str(r, body, "scope", 16, 0, &scope) < 0 ||
-	    get_str(r, body, "namespace", 4 * NAMESPACE_MAX, 0, &ns) < 0)
+	    get_str(r, body, "scope", 16, 0, &scope) < 0)
 		return -1;
 	if (scope == NULL)
 		return resp_error(r, 400, "invalid request body", NULL);
 	if (!check_scope(scope))
 		return resp_error(r, 400, "scope must be LOCAL, TEAM, or GLOBAL", NULL);
+	/* Past the byte cap too: the reference's message, not the generic one. */
+	if (json_object_object_get_ex(body, "namespace", &v) && json_object_is_type(v, json_type_string) &&
+	    (size_t)json_object_get_string_len(v) > 4 * NAMESPACE_MAX)
+		return resp_error(r, 400, "namespace must be <= 50 characters", NULL);
+	if (get_str(r, body, "namespace", 4 * NAMESPACE_MAX, 0, &ns) < 0)
+		return -1;
 	if (ns == NULL)
 		ns = "general";
 	if (!valid_namespace(ns))

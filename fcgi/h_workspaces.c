@@ -93,7 +93,6 @@ static struct json_object *jstr(const char *s);
 static struct json_object *jint(const char *s);
 static struct json_object *jnum(const char *s);
 static struct json_object *jraw(const char *s);
-static int body_or(struct req *r, struct json_object **body, const char *msg);
 __attribute__((format(printf, 2, 3))) static int bad(struct req *r, const char *fmt, ...);
 static int get_string(struct req *r, struct json_object *body, const char *key, const char **out);
 static int get_int(struct req *r, struct json_object *body, const char *key, int64_t *out);
@@ -176,7 +175,7 @@ h_workspaces_create(struct req *r)
 	int rc = -1;
 
 	token[0] = '\0';
-	if (body_or(r, &body, "invalid workspace payload") < 0)
+	if (req_json_body_or(r, &body, "invalid workspace payload") < 0)
 		return -1;
 	if (parse_create(r, body, &in) < 0)
 		return -1;
@@ -339,7 +338,7 @@ h_workspaces_patch(struct req *r)
 
 	if (workspace_id_param(r, &id) < 0)
 		return -1;
-	if (body_or(r, &body, "invalid request body") < 0)
+	if (req_json_body_or(r, &body, "invalid request body") < 0)
 		return -1;
 	if (parse_patch(r, body, &p) < 0)
 		return -1;
@@ -779,17 +778,6 @@ static struct json_object *
 jraw(const char *s)
 {
 	return s ? jsonx_parse(s, strlen(s)) : NULL;
-}
-
-/* req_json_body, with the reference's message for any unusable body (413 is kept). */
-static int
-body_or(struct req *r, struct json_object **body, const char *msg)
-{
-	if (req_json_body(r, body) == 0)
-		return 0;
-	if (r->status == 400)
-		return resp_error(r, 400, msg, NULL);
-	return -1;
 }
 
 /* A 400 with a formatted message (keys are our literals). Always -1. */

@@ -173,6 +173,14 @@ req_json_body(struct req *r, struct json_object **out)
 }
 
 int
+req_json_body_or(struct req *r, struct json_object **out, const char *msg)
+{
+	if (req_json_body(r, out) == 0)
+		return 0;
+	return r->status == 400 ? resp_error(r, 400, msg, NULL) : -1;
+}
+
+int
 req_body_str(struct req *r, struct json_object *body, const char *key, size_t max, const char **out)
 {
 	struct json_object *v;

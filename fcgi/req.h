@@ -84,6 +84,11 @@ const char *req_bearer(const struct req *r);
  */
 int req_json_body(struct req *r, struct json_object **out);
 /*
+ * req_json_body, but a body that is not a JSON object answers 400 with the route's own message
+ * (the reference words it per route); other failures (413) keep theirs. Returns 0 or -1.
+ */
+int req_json_body_or(struct req *r, struct json_object **out, const char *msg);
+/*
  * An optional string member of a JSON body: absent, null or "" give *out = NULL. Returns 0,
  * or -1 with a 400 naming the field set (not a string, a NUL inside, longer than max bytes).
  */

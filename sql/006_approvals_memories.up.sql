@@ -26,6 +26,10 @@ CREATE TABLE approval_requests (
 CREATE INDEX idx_approvals_workspace ON approval_requests (workspace_id, created_at DESC);
 -- The lazy sweep and the pending lists only ever look at pending rows.
 CREATE INDEX idx_approvals_pending ON approval_requests (created_at DESC) WHERE status = 'pending';
+-- The expiry and escalation sweeps, and the decide check "is this workspace the assignee".
+CREATE INDEX idx_approvals_expires ON approval_requests (expires_at) WHERE status = 'pending';
+CREATE INDEX idx_approvals_escalate ON approval_requests (escalate_at) WHERE status = 'pending';
+CREATE INDEX idx_approvals_assignee ON approval_requests (assignee_id);
 
 CREATE TABLE agent_memories (
     id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -195,10 +195,10 @@ def test_unknown_unregistered_and_hibernated_targets(a2a_stack):
 
 
 def test_callers_hierarchy_tokens_and_forgery(a2a_stack, org):
-    # Siblings may talk; a workspace without tokens needs no bearer (lazy bootstrap).
-    r = a2a(a2a_stack, org["A2"], msg("hi"), headers={"X-Workspace-ID": org["A1"]})
+    # Siblings may talk; a caller without tokens needs canvas credentials (here the admin bearer).
+    r = a2a(a2a_stack, org["A2"], msg("hi"), headers={"X-Workspace-ID": org["A1"], **ADMIN})
     assert r.status == 200, r.body
-    r = a2a(a2a_stack, org["A1"], msg("hi"), headers={"X-Workspace-ID": org["B1"]})
+    r = a2a(a2a_stack, org["A1"], msg("hi"), headers={"X-Workspace-ID": org["B1"], **ADMIN})
     assert r.status == 403
     assert r.json()["error"] == "access denied: workspaces cannot communicate per hierarchy rules"
     for forged in ("system:restart-context", "webhook:github", "test:x", "channel:slack", "nope"):
@@ -214,6 +214,28 @@ def test_callers_hierarchy_tokens_and_forgery(a2a_stack, org):
             headers={"X-Workspace-ID": org["A"], "Authorization": "Bearer " + tok})
     assert r.status == 200, r.body
     assert a2a_stack.psql("SELECT last_outbound_at IS NOT NULL FROM workspaces WHERE id = '%s'" % org["A"]) == "t"
+
+
+def test_tokenless_or_removed_callers_get_no_free_pass(a2a_stack, org, agent):
+    # The reference's lazy bootstrap lets anyone speak for a workspace that has no live token.
+    ext = new_ws(a2a_stack, "a2a-ext", org["A"], url=agent.url("/echo"))  # external: a url, never a token
+    r = a2a(a2a_stack, org["A1"], msg("hi"), headers={"X-Workspace-ID": ext})
+    assert r.status == 401 and r.json() == {"error": "missing caller auth token"}
+    r = a2a(a2a_stack, org["A1"], msg("hi"), headers={"X-Workspace-ID": ext, "Authorization": "Bearer x"})
+    assert r.status == 401 and r.json() == {"error": "invalid caller auth token"}
+    r = a2a(a2a_stack, org["A1"], msg("hi"), headers={"X-Workspace-ID": ext, **ADMIN})
+    assert r.status == 200, r.body
+    # All tokens revoked: the same as never having one.
+    tok = mint_token(a2a_stack, ext)
+    a2a_stack.psql("UPDATE workspace_auth_tokens SET revoked_at = now() WHERE workspace_id = '%s'" % ext)
+    r = a2a(a2a_stack, org["A1"], msg("hi"), headers={"X-Workspace-ID": ext, "Authorization": "Bearer " + tok})
+    assert r.status == 401 and r.json() == {"error": "invalid caller auth token"}
+    # Removed or unknown callers: refused whatever credentials come along.
+    gone = new_ws(a2a_stack, "a2a-gone", org["A"], status="removed", url=agent.url("/echo"))
+    for caller in (gone, str(uuid.uuid4())):
+        for h in ({}, ADMIN):
+            r = a2a(a2a_stack, org["A1"], msg("hi"), headers={"X-Workspace-ID": caller, **h})
+            assert r.status == 403 and r.json() == {"error": "invalid caller ID"}, (caller, h)
 
 
 def test_canvas_calls_need_canvas_credentials(a2a_stack, org):

@@ -90,6 +90,10 @@ def test_create_validation(stack):
         assert r.status == status, (body, r.body)
         if msg:
             assert r.json() == {"error": msg}
+    # Not JSON, or not an object: the reference's route message, not a generic one.
+    for raw in ("{not json", "[1]"):
+        r = c.on("POST", c.id, "/approvals", raw, as_caller=False)
+        assert (r.status, r.json()) == (400, {"error": "invalid request body"}), raw
     other = WS(stack)
     r = stack.request("POST", "/workspaces/%s/approvals" % c.id, headers=bearer(other.tok), body={"action": "x"})
     assert r.status == 401

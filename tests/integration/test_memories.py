@@ -78,6 +78,9 @@ def test_commit_validation(stack):
         ({"content": "x"}, 400, "invalid request body"),
         ({"content": "x", "scope": "local"}, 400, "scope must be LOCAL, TEAM, or GLOBAL"),
         ({"content": "x", "scope": "LOCAL", "namespace": "n" * 51}, 400, "namespace must be <= 50 characters"),
+        ({"content": "x", "scope": "LOCAL", "namespace": "n" * 201}, 400, "namespace must be <= 50 characters"),
+        ("{not json", 400, "invalid request body"),
+        ("[1]", 400, "invalid request body"),
         ({"content": "x" * 65537, "scope": "LOCAL"}, 413, "content too large (max 65536 bytes)"),
     ]
     for body, status, msg in cases:
