@@ -21,6 +21,7 @@
 #define TZ_CACHE_MAX 1024
 #define FOOTER_MAX 128
 #define SECS_PER_DAY 86400
+#define ALL_HOURS 0xffffffu
 
 struct field_def {
 	const char *name;
@@ -61,7 +62,8 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
 static void civil_from_days(int64_t z, int *y, int *m, int *d);
 static int days_in_month(int y, int m);
 static int is_leap(int y);
-static int local_to_utc(const struct cron_tz *tz, int64_t local, int64_t *utc);
+static int local_to_utc(const struct cron_tz *tz, int64_t local, int64_t *utc, int64_t *second);
+static int quote_len(const char *s, size_t len, size_t max);
 static long posix_offset(const struct tz_posix *p, int64_t t);
 static int64_t rule_day(const struct tz_rule_date *r, int y);
 static const char *parse_posix_name(const char *s);
@@ -122,7 +124,7 @@ cron_parse(const char *text, struct cron_expr *e, char *err, size_t errlen)
 			    strncasecmp(p, descriptors[i].name, len[0]) == 0)
 				return cron_parse(descriptors[i].expr, e, err, errlen);
 		return set_err(err, errlen, "unsupported descriptor %.*s (use @yearly, @annually, "
-		    "@monthly, @weekly, @daily, @midnight or @hourly)", (int)(len[0] > 32 ? 32 : len[0]), p), -1;
+		    "@monthly, @weekly, @daily, @midnight or @hourly)", quote_len(p, len[0], 32), p), -1;
 	}
 	while (*p != '\0') {
 		if (n == 6)
@@ -335,18 +337,25 @@ cron_tz_offset(const struct cron_tz *tz, int64_t t)
 }
 
 /*
- * Walks the zone's wall clock forward from the wall time of `after`, skipping whole months,
- * days and hours that cannot match, and maps each matching wall time to its instant. The
- * mapping never goes backwards (gaps map to the transition, overlaps to the first occurrence),
- * so the first instant past `after` is the answer.
+ * Walks the zone's wall clock forward, skipping whole months, days and hours that cannot
+ * match, and maps each matching wall time to its instant. That mapping never goes backwards
+ * (gaps map to the transition, overlaps to the first occurrence), so the first instant past
+ * `after` is the answer. With every hour matching, an overlap's second occurrences fire too:
+ * one past `after` is kept in `late` and wins if it comes first. The walk starts from `after`
+ * read with the smallest offset around it, early enough for those second occurrences.
  */
 int
 cron_next(const struct cron_expr *e, const struct cron_tz *tz, int64_t after, int64_t *next)
 {
-	int64_t local, days, secs, utc, l;
-	int y, mo, d, h, mi, ylimit;
+	int64_t local, days, secs, utc, second, l, late = INT64_MAX;
+	long off = cron_tz_offset(tz, after), o;
+	int y, mo, d, h, mi, ylimit, both = (e->hour & ALL_HOURS) == ALL_HOURS;
 
-	local = after + cron_tz_offset(tz, after);
+	o = cron_tz_offset(tz, after - SECS_PER_DAY);
+	off = o < off ? o : off;
+	o = cron_tz_offset(tz, after + SECS_PER_DAY);
+	off = o < off ? o : off;
+	local = after + off;
 	days = local / SECS_PER_DAY;
 	secs = local % SECS_PER_DAY;
 	if (secs < 0) {
@@ -388,8 +397,11 @@ cron_next(const struct cron_expr *e, const struct cron_tz *tz, int64_t after, in
 			continue;
 		}
 		l = days_from_civil(y, (unsigned)mo, (unsigned)d) * SECS_PER_DAY + h * 3600 + mi * 60;
-		if (local_to_utc(tz, l, &utc) == 0 && utc > after) {
-			*next = utc;
+		local_to_utc(tz, l, &utc, &second);
+		if (both && second > after && second < late)
+			late = second;
+		if (utc > after) {
+			*next = utc < late ? utc : late;
 			return 0;
 		}
 		mi++;
@@ -397,6 +409,10 @@ cron_next(const struct cron_expr *e, const struct cron_tz *tz, int64_t after, in
 			mi = 0, h++;
 		if (h == 24)
 			h = 0, d++;
+	}
+	if (late != INT64_MAX) {
+		*next = late;
+		return 0;
 	}
 	return -1;
 }
@@ -445,7 +461,7 @@ parse_field(const char *text, size_t len, const struct field_def *fd, uint64_t *
 			if (strspn(slash + 1, "0123456789") < (size_t)(comma - slash - 1) ||
 			    comma - slash - 1 > 4)
 				return set_err(err, errlen, "%s field: step '%.*s' is not a number", fd->name,
-				    (int)(comma - slash - 1 > 16 ? 16 : comma - slash - 1), slash + 1), -1;
+				    quote_len(slash + 1, (size_t)(comma - slash - 1), 16), slash + 1), -1;
 			step = atoi(slash + 1);
 			if (step < 1 || step > fd->max - fd->min + 1)
 				return set_err(err, errlen, "%s field: step %d out of range 1-%d", fd->name,
@@ -507,7 +523,7 @@ parse_value(const char *s, size_t len, const struct field_def *fd, int *out, cha
 	for (k = 0; k < len; k++) {
 		if (s[k] < '0' || s[k] > '9')
 			return set_err(err, errlen, "%s field: '%.*s' is not a %s", fd->name,
-			    (int)(len > 16 ? 16 : len), s, fd->names ? "number or name" : "number"), -1;
+			    quote_len(s, len, 16), s, fd->names ? "number or name" : "number"), -1;
 		if (v < 100000)
 			v = v * 10 + (s[k] - '0');
 	}
@@ -576,11 +592,12 @@ days_in_month(int y, int m)
 
 /*
  * The instant of wall time `local`: with the offsets a day either side as candidates, a wall
- * time one of them maps back to exists (two: an overlap, the earlier wins); none: a gap, and
- * the answer is the transition that ends it. Returns 0 (always, kept for the contract).
+ * time one of them maps back to exists (two: an overlap, the earlier in *utc and the later in
+ * *second); none: a gap, and the answer is the transition that ends it. Outside an overlap
+ * *second == *utc. Returns 0 (always, kept for the contract).
  */
 static int
-local_to_utc(const struct cron_tz *tz, int64_t local, int64_t *utc)
+local_to_utc(const struct cron_tz *tz, int64_t local, int64_t *utc, int64_t *second)
 {
 	long ob = cron_tz_offset(tz, local - SECS_PER_DAY), oa = cron_tz_offset(tz, local + SECS_PER_DAY);
 	int64_t ub = local - ob, ua = local - oa, lo, hi, mid;
@@ -588,10 +605,11 @@ local_to_utc(const struct cron_tz *tz, int64_t local, int64_t *utc)
 
 	if (vb && va) {
 		*utc = ub < ua ? ub : ua;
+		*second = ub < ua ? ua : ub;
 		return 0;
 	}
 	if (vb || va) {
-		*utc = vb ? ub : ua;
+		*utc = *second = vb ? ub : ua;
 		return 0;
 	}
 	/* Gap: the offset changes between ua and ub (oa > ob); find the first instant with oa. */
@@ -604,8 +622,15 @@ local_to_utc(const struct cron_tz *tz, int64_t local, int64_t *utc)
 		else
 			lo = mid;
 	}
-	*utc = hi;
+	*utc = *second = hi;
 	return 0;
+}
+
+/* How much of s[0..len) to quote in an error: at most max bytes, never half a UTF-8 character. */
+static int
+quote_len(const char *s, size_t len, size_t max)
+{
+	return (int)(len <= max ? len : utf8_prefix_len(s, max));
 }
 
 /* The offset at t from a POSIX TZ rule (std, or dst between the year's start and end). */

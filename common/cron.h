@@ -56,9 +56,11 @@ long cron_tz_offset(const struct cron_tz *tz, int64_t t);
 /*
  * The first fire strictly after `after` (epoch seconds) into *next. Matching is done on the
  * zone's wall clock. DST: a wall time that does not exist (spring-forward gap) fires once, at
- * the first instant after the gap (the transition itself); a wall time that occurs twice
- * (fall-back overlap) fires once, at its first occurrence. Returns 0, or -1 when nothing
- * matches within CRON_SEARCH_YEARS (e.g. "0 0 30 2 *").
+ * the first instant after the gap (the transition itself). A wall time that occurs twice
+ * (fall-back overlap) fires at both occurrences when the hour field is unrestricted (all 24
+ * hours: "0,15,30,45 * * * *" and "30 * * * *" keep firing through the repeated hour, as in Vixie
+ * cron), and only at its first occurrence otherwise ("30 1 * * *" fires once). Returns 0, or
+ * -1 when nothing matches within CRON_SEARCH_YEARS (e.g. "0 0 30 2 *").
  */
 int cron_next(const struct cron_expr *e, const struct cron_tz *tz, int64_t after, int64_t *next);
 /* cron_parse + cron_tz_get + cron_next; err says which part failed. Returns 0 or -1. */

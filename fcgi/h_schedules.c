@@ -109,7 +109,7 @@ h_schedules_create(struct req *r)
 
 	if (id == NULL || !is_uuid(id))
 		return resp_error(r, 400, "invalid workspace ID", NULL);
-	if (req_json_body(r, &body) < 0 || read_input(r, body, &in) < 0)
+	if (req_json_body_or(r, &body, "cron_expr and prompt are required") < 0 || read_input(r, body, &in) < 0)
 		return -1;
 	if (in.cron_expr == NULL || in.prompt == NULL || in.prompt[0] == '\0')
 		return resp_error(r, 400, "cron_expr and prompt are required", NULL);
@@ -164,7 +164,7 @@ h_schedules_update(struct req *r)
 
 	if (check_ids(r, &id, &sid) < 0)
 		return -1;
-	if (req_json_body(r, &body) < 0 || read_input(r, body, &in) < 0)
+	if (req_json_body_or(r, &body, "invalid JSON") < 0 || read_input(r, body, &in) < 0)
 		return -1;
 	if (in.prompt != NULL && in.prompt[0] == '\0')
 		return resp_error(r, 400, "prompt must not be empty", NULL);

@@ -32,6 +32,8 @@
 #define COMPLAIN_EVERY_MS 10000
 /* Per claimed row in the array parameters: a UUID and two 20-digit numbers with commas. */
 #define ROW_TEXT 64
+/* A row that could not even be disabled is retried this much later, so it blocks nothing. */
+#define RETRY_BROKEN_S 3600
 
 struct sched {
 	struct conf conf;
@@ -57,12 +59,13 @@ static const int sch_signals[] = { SIGTERM, SIGINT };
 static const int sch_ignored[] = { SIGHUP };
 
 /*
- * Due rows of live workspaces, oldest due first. SKIP LOCKED leaves rows another scheduler is
+ * Due rows of live workspaces, oldest due first. now is floored: rounded, 12:00:59.6 would be
+ * 12:01:00 and cron_next(after = now) would skip the 12:01 fire. SKIP LOCKED leaves rows another scheduler is
  * firing to it; a row it committed meanwhile is re-checked against the WHERE and is no longer due.
  */
 static const char claim_sql[] =
     "SELECT s.id, s.workspace_id, s.name, s.cron_expr, s.timezone, "
-    "  extract(epoch FROM s.next_run_at)::bigint, w.status::text, extract(epoch FROM now())::bigint "
+    "  extract(epoch FROM s.next_run_at)::bigint, w.status::text, floor(extract(epoch FROM now()))::bigint "
     "FROM workspace_schedules s JOIN workspaces w ON w.id = s.workspace_id "
     "WHERE s.enabled AND (s.next_run_at IS NULL OR s.next_run_at <= now()) "
     "ORDER BY s.next_run_at NULLS FIRST LIMIT $1::int FOR UPDATE OF s SKIP LOCKED";
@@ -213,7 +216,8 @@ tick(struct sched *s)
 
 /*
  * One transaction: claim, compute every next fire in C, advance and queue in one statement,
- * disable rows whose expression or timezone no longer parses. A crash anywhere before COMMIT
+ * disable rows whose expression or timezone no longer parses (each under a savepoint; one that
+ * cannot be disabled is only pushed back an hour). A crash anywhere before COMMIT
  * leaves every row due as it was; after it, every fire is queued exactly once.
  */
 static int
@@ -256,9 +260,23 @@ batch(struct sched *s, long *claimed, long *fired)
 		/* Missed fires while nobody ticked collapse into one; the next is after now. */
 		if (cron_next_str(db_value(res, (int)i, 3), db_value(res, (int)i, 4), now, &next,
 		    err, sizeof(err)) < 0) {
-			if (disable(s, id, ws, db_value(res, (int)i, 2), err) < 0)
+			/*
+			 * Disabled under a savepoint: if even that fails, only this row's work is undone
+			 * and the row is pushed back (below), so it cannot roll back its neighbours on
+			 * every tick.
+			 */
+			if (db_exec(&s->arena, "SAVEPOINT broken_row", 0, NULL) == NULL)
 				goto out;
-			continue;
+			if (disable(s, id, ws, db_value(res, (int)i, 2), err) == 0) {
+				if (db_exec(&s->arena, "RELEASE SAVEPOINT broken_row", 0, NULL) == NULL)
+					goto out;
+				continue;
+			}
+			if (db_exec(&s->arena, "ROLLBACK TO SAVEPOINT broken_row", 0, NULL) == NULL)
+				goto out;
+			log_warn("schedule %s could not be disabled; retrying in %d s", id, RETRY_BROKEN_S);
+			next = now + RETRY_BROKEN_S;
+			due = 0;
 		}
 		/* A NULL next_run_at (imported row) only gets one; removed/paused workspaces skip. */
 		fire = due > 0 && strcmp(status, "removed") != 0 && strcmp(status, "paused") != 0;

@@ -267,9 +267,10 @@ tick(struct swp *b, int64_t now)
 			b->next_stale_ms = now + DB_RETRY_MS;
 		}
 	}
+	/* Scheduled before the pass: a full batch sets 0 (drain the rest next tick), which must win. */
 	if (now >= b->next_run_ms[PART_TIMEOUT]) {
+		b->next_run_ms[PART_TIMEOUT] = now + timeout_every_ms(&b->conf);
 		b->part_ok[PART_TIMEOUT] = db_ready(b) && timeout_pass(b) == 0;
-		b->next_run_ms[PART_TIMEOUT] = now_mono_ms() + timeout_every_ms(&b->conf);
 	}
 	if (now >= b->next_run_ms[PART_HEALTH]) {
 		b->part_ok[PART_HEALTH] = db_ready(b) && health_pass(b) == 0;

@@ -4,6 +4,7 @@ echo agent through the dispatcher (cron_run activity + CRON_EXECUTED).
 
 Cron has minute resolution, so tests make a schedule due by moving next_run_at into the past.
 """
+import datetime
 import json
 import os
 import signal
@@ -194,6 +195,18 @@ def test_create_other_errors(st):
     assert (r.status, r.json()) == (400, {"error": "invalid cron expression: minute field: range 1-0 is reversed"})
 
 
+@pytest.mark.parametrize("raw", ["{bad", "[1]", "", "null"])
+def test_unusable_bodies_get_the_reference_messages(st, raw):
+    # The reference's bind errors: POST says what it requires, PATCH says "invalid JSON".
+    ws = new_ws(st)
+    sid = make(st, ws)
+    hdr = {"Content-Type": "application/json"}
+    r = st.admin("POST", "/workspaces/%s/schedules" % ws, body=raw, headers=hdr)
+    assert (r.status, r.json()) == (400, {"error": "cron_expr and prompt are required"})
+    r = st.admin("PATCH", "/workspaces/%s/schedules/%s" % (ws, sid), body=raw, headers=hdr)
+    assert (r.status, r.json()) == (400, {"error": "invalid JSON"})
+
+
 def test_routes_need_the_workspace_token(st):
     ws = new_ws(st)
     tok = st.admin("POST", "/workspaces/%s/tokens" % ws).json()["auth_token"]
@@ -297,17 +310,76 @@ def test_broken_row_does_not_affect_neighbours(st):
     badtz = st.psql("INSERT INTO workspace_schedules (workspace_id, name, cron_expr, timezone, prompt, "
                     "next_run_at) VALUES ('%s', 'badtz', '* * * * *', 'No/Where', 'x', "
                     "now() - interval '1 second') RETURNING id" % ws).splitlines()[0]
+    # The quoted step is cut at 16 bytes, which would split an 'é': last_error must stay UTF-8.
+    badutf8 = st.psql("INSERT INTO workspace_schedules (workspace_id, name, cron_expr, prompt, next_run_at) "
+                      "VALUES ('%s', 'badutf8', '*/a%s * * * *', 'x', now() - interval '1 second') "
+                      "RETURNING id" % (ws, "\u00e9" * 9)).splitlines()[0]
     make_due(st, ws)
     assert st.wait_for(lambda: fires(st, ws)[0].get(good) == 1, timeout=20)
     assert st.wait_for(lambda: not_due(st, ws), timeout=10)
     rows = st.psql("SELECT name, enabled, last_status, last_error FROM workspace_schedules "
                    "WHERE workspace_id = '%s' ORDER BY name" % ws).splitlines()
     assert rows == ["bad|f|error|invalid cron expression: minute field: 99 out of range 0-59",
-                    "badtz|f|error|invalid timezone: No/Where", "good|t||"]
+                    "badtz|f|error|invalid timezone: No/Where",
+                    "badutf8|f|error|invalid cron expression: minute field: step 'a%s' is not a number"
+                    % ("\u00e9" * 7), "good|t||"]
     skipped = st.psql("SELECT payload->>'schedule_id' FROM structure_events WHERE workspace_id = '%s' "
                       "AND event_type = 'CRON_SKIPPED'" % ws).split()
-    assert sorted(skipped) == sorted([bad, badtz])
+    assert sorted(skipped) == sorted([bad, badtz, badutf8])
     assert fires(st, ws) == ({good: 1}, 0)
+
+
+def test_a_row_that_cannot_be_disabled_does_not_block_its_neighbours(st):
+    # A trigger refuses to disable one broken row: its savepoint is rolled back, the row is
+    # pushed back an hour, and the rest of the batch still commits (every tick, not never).
+    ws = new_ws(st)
+    tag = uuid.uuid4().hex[:8]
+    fn = "refuse_disable_" + tag
+    st.psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'refused by the test'; END $$" % fn)
+    st.psql("CREATE TRIGGER %s BEFORE UPDATE ON workspace_schedules FOR EACH ROW "
+            "WHEN (NEW.name = 'stuck-%s' AND NOT NEW.enabled) EXECUTE FUNCTION %s()" % (fn, tag, fn))
+    try:
+        good = make(st, ws, name="good", cron_expr="@daily")
+        stuck = st.psql("INSERT INTO workspace_schedules (workspace_id, name, cron_expr, prompt, next_run_at) "
+                        "VALUES ('%s', 'stuck-%s', '99 * * * *', 'x', now() - interval '1 second') "
+                        "RETURNING id" % (ws, tag)).splitlines()[0]
+        make_due(st, ws)
+        assert st.wait_for(lambda: fires(st, ws)[0].get(good) == 1, timeout=20), fires(st, ws)
+        assert st.wait_for(lambda: not_due(st, ws), timeout=10)
+        row = st.psql("SELECT enabled, next_run_at > now() + interval '55 minutes', "
+                      "next_run_at <= now() + interval '1 hour', last_fire_at IS NULL "
+                      "FROM workspace_schedules WHERE id = '%s'" % stuck)
+        assert row == "t|t|t|t"
+        assert st.psql("SELECT count(*) FROM structure_events WHERE workspace_id = '%s' "
+                       "AND event_type = 'CRON_SKIPPED'" % ws) == "0"
+        assert fires(st, ws) == ({good: 1}, 0)
+    finally:
+        st.psql("DROP TRIGGER %s ON workspace_schedules" % fn)
+        st.psql("DROP FUNCTION %s()" % fn)
+
+
+def test_a_fire_late_in_its_second_is_not_skipped(st):
+    # now() at hh:mm:59.6 used to round to the next minute, so "* * * * *" skipped that minute.
+    # Every tick's now() is its a2a_queue rows' created_at: the next fire is the minute after it.
+    ws = new_ws(st)
+    sid = make(st, ws, cron_expr="* * * * *", enabled=False)
+    for _ in range(2):
+        now = datetime.datetime.now()
+        wait = (59.55 - now.second - now.microsecond / 1e6) % 60
+        time.sleep(wait)
+        st.psql("UPDATE workspace_schedules SET enabled = true, next_run_at = now() - interval '1 second' "
+                "WHERE id = '%s'" % sid)
+        assert st.wait_for(lambda: not_due(st, ws), timeout=10)
+        st.psql("UPDATE workspace_schedules SET enabled = false WHERE id = '%s'" % sid)
+        got = st.psql("SELECT extract(epoch FROM s.next_run_at - date_trunc('minute', q.created_at))::int, "
+                      "extract(second FROM q.created_at) >= 59.5 FROM workspace_schedules s JOIN a2a_queue q "
+                      "ON q.ref_id::text = s.id::text WHERE s.id = '%s' ORDER BY q.created_at DESC LIMIT 1" % sid)
+        gap, late = got.split("|")
+        assert gap == "60", got
+        if late == "t":
+            break       # the tick did run in the last half second of a minute
+        time.sleep(1)
 
 
 def sched_pid(st):

@@ -283,6 +283,19 @@ def test_provisioning_past_the_timeout_fails_with_an_event(sw):
     assert status(sw, waiting) == "awaiting_agent"
 
 
+def test_a_timeout_backlog_drains_without_waiting_a_period_per_batch(sw):
+    # 250 rows are three batches of 100. A full batch asks for the next pass at once; the
+    # period (1 s here) used to overwrite that, spreading the backlog over 2 s or more.
+    tag = uuid.uuid4().hex[:8]
+    sw.psql("INSERT INTO workspaces (name, status, runtime, updated_at) SELECT 'swp-bl-%s-' || g, "
+            "'provisioning', 'langgraph', now() - interval '1 hour' FROM generate_series(1, 250) g" % tag)
+    left = "SELECT count(*) FROM workspaces WHERE name LIKE 'swp-bl-%s-%%' AND status = 'provisioning'" % tag
+    assert sw.wait_for(lambda: sw.psql(left) == "0", timeout=10), sw.psql(left)
+    spread = sw.psql("SELECT extract(epoch FROM max(updated_at) - min(updated_at)) FROM workspaces "
+                     "WHERE name LIKE 'swp-bl-%s-%%'" % tag)
+    assert float(spread) < 0.9, spread
+
+
 # ------------------------------------------------------------------ health without an engine
 
 def test_engine_errors_never_take_workspaces_offline(sw):

@@ -12,6 +12,7 @@
 static int64_t utc(int y, int mo, int d, int h, int mi);
 static int64_t next_of(const char *expr, const char *tz, int64_t after);
 static void check_error(const char *expr, const char *want);
+static int count_fires(const char *expr, const char *tz, int64_t from, int64_t to, int64_t gap);
 
 void
 test_cron__grammar(void)
@@ -71,6 +72,16 @@ test_cron__errors(void)
 	check_error("@reboot", "unsupported descriptor @reboot (use @yearly, @annually, @monthly, "
 	    "@weekly, @daily, @midnight or @hourly)");
 	check_error("@daily 5", "a descriptor takes no fields after it");
+	/* Quotes are cut at a UTF-8 boundary (16 and 32 bytes would split a 2-byte character). */
+	check_error("*/a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 * * * *",
+	    "minute field: step 'a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9' is not a number");
+	check_error("a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 * * * *",
+	    "minute field: 'a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9' is not a number");
+	check_error("@\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+	    "unsupported descriptor @\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 (use @yearly, @annually, @monthly, "
+	    "@weekly, @daily, @midnight or @hourly)");
 }
 
 void
@@ -153,9 +164,24 @@ test_cron__dst_new_york(void)
 	/* 2026-11-01 02:00 EDT -> 01:00 EST (06:00Z): 01:30 occurs twice, fires at the first. */
 	T_CHECK(next_of("30 1 * * *", "America/New_York", utc(2026, 10, 31, 12, 0)) == utc(2026, 11, 1, 5, 30));
 	T_CHECK(next_of("30 1 * * *", "America/New_York", utc(2026, 11, 1, 5, 30)) == utc(2026, 11, 2, 6, 30));
-	/* Hourly across the overlap: 01:00 EDT, then 02:00 EST; the repeated 01:00 EST is skipped. */
+	/* Every hour matches: both occurrences fire (01:00 EDT, 01:00 EST, 02:00 EST), as in Vixie cron. */
 	T_CHECK(next_of("0 * * * *", "America/New_York", utc(2026, 11, 1, 4, 30)) == utc(2026, 11, 1, 5, 0));
-	T_CHECK(next_of("0 * * * *", "America/New_York", utc(2026, 11, 1, 5, 0)) == utc(2026, 11, 1, 7, 0));
+	T_CHECK(next_of("0 * * * *", "America/New_York", utc(2026, 11, 1, 5, 0)) == utc(2026, 11, 1, 6, 0));
+	T_CHECK(next_of("0 * * * *", "America/New_York", utc(2026, 11, 1, 5, 50)) == utc(2026, 11, 1, 6, 0));
+	T_CHECK(next_of("0 * * * *", "America/New_York", utc(2026, 11, 1, 6, 0)) == utc(2026, 11, 1, 7, 0));
+	/* The local day of the change has 25 hours, each fire a fixed interval after the last. */
+	T_CHECK(count_fires("*/15 * * * *", "America/New_York", utc(2026, 11, 1, 4, 0),
+	    utc(2026, 11, 2, 5, 0), 900) == 100);
+	T_CHECK(count_fires("30 * * * *", "America/New_York", utc(2026, 11, 1, 4, 0),
+	    utc(2026, 11, 2, 5, 0), 3600) == 25);
+	/* A restricted hour field keeps the first occurrence only, even over every other hour. */
+	T_CHECK(next_of("30 0-23/1 * * *", "America/New_York", utc(2026, 11, 1, 5, 30)) == utc(2026, 11, 1, 6, 30));
+	T_CHECK(next_of("30 1-23 * * *", "America/New_York", utc(2026, 11, 1, 5, 30)) == utc(2026, 11, 1, 7, 30));
+	/* Spring forward with every hour: 02:30 fires at the gap's end, 03:00 EDT (24 fires in 23 h). */
+	T_CHECK(next_of("*/10 * * * *", "America/New_York", utc(2026, 3, 8, 6, 55)) == utc(2026, 3, 8, 7, 0));
+	T_CHECK(next_of("*/10 * * * *", "America/New_York", utc(2026, 3, 8, 7, 0)) == utc(2026, 3, 8, 7, 10));
+	T_CHECK(count_fires("30 * * * *", "America/New_York", utc(2026, 3, 8, 5, 0),
+	    utc(2026, 3, 9, 4, 0), 0) == 24);
 	/* Ordinary days keep their wall time across the change. */
 	T_CHECK(next_of("0 9 * * *", "America/New_York", utc(2026, 3, 7, 15, 0)) == utc(2026, 3, 8, 13, 0));
 	/* 2040 is past the TZif table: the footer rule (second Sunday of March, March 11). */
@@ -172,6 +198,12 @@ test_cron__dst_berlin(void)
 	T_CHECK(next_of("30 2 * * *", "Europe/Berlin", utc(2026, 10, 24, 12, 0)) == utc(2026, 10, 25, 0, 30));
 	T_CHECK(next_of("30 2 * * *", "Europe/Berlin", utc(2026, 10, 25, 0, 30)) == utc(2026, 10, 26, 1, 30));
 	T_CHECK(next_of("0 12 * * *", "Europe/Berlin", utc(2026, 7, 1, 0, 0)) == utc(2026, 7, 1, 10, 0));
+	/* Every hour matches: 02:xx CEST and 02:xx CET both fire; the local day has 25 hours. */
+	T_CHECK(next_of("30 * * * *", "Europe/Berlin", utc(2026, 10, 25, 0, 30)) == utc(2026, 10, 25, 1, 30));
+	T_CHECK(count_fires("*/15 * * * *", "Europe/Berlin", utc(2026, 10, 24, 22, 0),
+	    utc(2026, 10, 25, 23, 0), 900) == 100);
+	T_CHECK(count_fires("30 * * * *", "Europe/Berlin", utc(2026, 10, 24, 22, 0),
+	    utc(2026, 10, 25, 23, 0), 3600) == 25);
 	/* 2050: footer rule, last Sunday of March (March 27). */
 	T_CHECK(next_of("30 2 * * *", "Europe/Berlin", utc(2050, 3, 26, 12, 0)) == utc(2050, 3, 27, 1, 0));
 }
@@ -201,6 +233,32 @@ next_of(const char *expr, const char *tz, int64_t after)
 		return -1;
 	}
 	return n;
+}
+
+/*
+ * Fires in [from, to), each strictly after the last; with gap > 0 every fire after the first
+ * must come exactly gap seconds after the previous one. -1 on any failure.
+ */
+static int
+count_fires(const char *expr, const char *tz, int64_t from, int64_t to, int64_t gap)
+{
+	int64_t t = from - 1, prev = -1;
+	int n = 0;
+
+	for (;;) {
+		t = next_of(expr, tz, t);
+		if (t < 0)
+			return -1;
+		if (t >= to)
+			return n;
+		if (gap > 0 && prev >= 0 && t - prev != gap) {
+			fprintf(stderr, "%s: %s [%s]: %lld s between fires at %lld\n", t_name, expr, tz,
+			    (long long)(t - prev), (long long)t);
+			return -1;
+		}
+		prev = t;
+		n++;
+	}
 }
 
 static void
