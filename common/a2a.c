@@ -142,6 +142,8 @@ a2a_pin_target(const char *url, int allow_loopback, char *resolve, size_t rlen, 
 	gai = getaddrinfo(host, NULL, &hints, &res);
 	if (gai != 0) {
 		fail(err, errlen, "cannot resolve %s: %s", host, gai_strerror(gai));
+		if (gai == EAI_AGAIN)
+			rc = A2A_PIN_TEMPORARY;
 		goto out;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {

@@ -30,10 +30,13 @@ struct json_object *a2a_text_request(const char *text, const char *message_id, s
 /*
  * Resolves url's host once, checks every address against the SSRF rules (common/urlcheck.h;
  * loopback only when allow_loopback), and writes a CURLOPT_RESOLVE entry "host:port:addr" pinning
- * the checked address (every checked address, comma-separated, IPv6 in brackets). 0 or -1 + err.
+ * the checked address (every checked address, comma-separated, IPv6 in brackets). Returns 0, or
+ * a negative value + err: A2A_PIN_TEMPORARY when the lookup failed for now (EAI_AGAIN: try again
+ * later), -1 for anything permanent. Callers that do not care test < 0.
  * For an IP-literal host resolve is left empty: curl does not resolve literals, nothing to pin.
  * resolve should hold A2A_RESOLVE_MAX bytes.
  */
+#define A2A_PIN_TEMPORARY (-2)
 int a2a_pin_target(const char *url, int allow_loopback, char *resolve, size_t rlen, char *err, size_t errlen);
 /* Reads the agent's URL for workspace id (DB url column; Redis ws:<id>:url cache if present). 0, or -1 (none) */
 int a2a_target_url(struct arena *a, const char *workspace_id, char *url, size_t len);

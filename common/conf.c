@@ -124,9 +124,11 @@ const struct conf_key conf_keys[] = {
 	{ "dispatcher_deadline_ms", "DISPATCHER_DEADLINE_MS", CONF_INT, O(dispatcher_deadline_ms), 100, 3600000, "300000", 0,
 	  "Upper bound in milliseconds on one outbound A2A call; a queue row's own `deadline_ms` may be shorter. Sent to the agent as `X-Timeout` (seconds)." },
 	{ "dispatcher_retries", "DISPATCHER_RETRIES", CONF_INT, O(dispatcher_retries), 1, 100, "5", 0,
-	  "Attempts per queued A2A item before it is marked `failed` (target offline, connection refused, timeout or 5xx are retried with exponential backoff)." },
+	  "Attempts per queued A2A item before it is marked `failed`. Only calls that never reached the agent (connection refused, name not resolved, nothing sent) are retried, with exponential backoff; a timeout or an error answer after the request was sent is final. A 429 or 503 (agent busy) requeues the item without counting an attempt. A row whose lease expires with all its attempts used is marked `failed`." },
 	{ "dispatcher_poll_ms", "DISPATCHER_POLL_MS", CONF_INT, O(dispatcher_poll_ms), 10, 60000, "1000", 0,
 	  "Milliseconds between queue polls when no NOTIFY arrives (retries coming due, expired leases of a dead dispatcher)." },
+	{ "a2a_queue_retention_hours", "A2A_QUEUE_RETENTION_HOURS", CONF_INT, O(a2a_queue_retention_hours), 1, 87600, "168", 0,
+	  "Hours finished `a2a_queue` rows (`done`, `failed`, `dropped`) are kept after their last update; the dispatcher deletes older ones, at most 1000 per poll." },
 	/* provisioner */
 	{ "container_network", "MOLECULE_CONTAINER_NETWORK", CONF_STR, O(container_network), 0, 0, "", 0,
 	  "Network of workspace containers: `host` (dev and tests: the agent listens on a free loopback port given as `AGENT_PORT`/`PORT`), another engine network name, or empty = the engine's default network with port 8000 published on 127.0.0.1." },

@@ -60,6 +60,7 @@ struct conf {
 	int64_t dispatcher_deadline_ms;
 	int64_t dispatcher_retries;
 	int64_t dispatcher_poll_ms;
+	int64_t a2a_queue_retention_hours;
 	/* provisioner */
 	char *container_network;	/* "host" in dev/tests; empty = port binding on 127.0.0.1 */
 	char *platform_url;		/* PLATFORM_URL handed to containers */

@@ -82,6 +82,12 @@ db_conn(void)
 	return conn;
 }
 
+PGconn *
+db_current(void)
+{
+	return conn;
+}
+
 void
 db_close(void)
 {

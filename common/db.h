@@ -14,6 +14,12 @@
 void db_configure(const struct conf *c);
 /* Returns a healthy connection, (re)connecting if needed, or NULL with the reason logged. */
 PGconn *db_conn(void);
+/*
+ * The current connection as it is, without checking or reconnecting: NULL when none is open.
+ * Its identity is PQbackendPID: db_conn() may PQfinish it and open another at any statement,
+ * so callers must not keep the pointer across statements.
+ */
+PGconn *db_current(void);
 /* Closes the connection (end of process). */
 void db_close(void);
 /* In a freshly forked child: drops the parent's connection without talking to the server. */

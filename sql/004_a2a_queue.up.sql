@@ -33,6 +33,8 @@ CREATE INDEX idx_a2a_queue_dispatch ON a2a_queue (workspace_id, priority DESC, c
 -- Per-target in-flight count (max_concurrent_tasks gate) and lease expiry scan.
 CREATE INDEX idx_a2a_queue_running ON a2a_queue (workspace_id, lease_until) WHERE status = 'running';
 CREATE INDEX idx_a2a_queue_workspace ON a2a_queue (workspace_id, created_at DESC);
+-- Housekeeping prunes finished rows by age (a2a_queue_retention_hours).
+CREATE INDEX idx_a2a_queue_finished ON a2a_queue (updated_at) WHERE status IN ('done', 'failed', 'dropped');
 CREATE UNIQUE INDEX idx_a2a_queue_idempotency ON a2a_queue (workspace_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL AND status IN ('queued', 'running');
 

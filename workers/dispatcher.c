@@ -41,13 +41,24 @@
 #define CONNECT_TIMEOUT_MS 10000
 /* A restart-context message for a workspace that never came back is dropped after this. */
 #define RESTART_CONTEXT_WAIT "10 minutes"
+/* Most finished a2a_queue rows one housekeeping run deletes. */
+#define PRUNE_BATCH "1000"
+/*
+ * A lease that ran out: the row goes back to the queue, or is failed once its attempts are used
+ * up (a row whose outcome could never be recorded would otherwise be sent forever). $1: the cap.
+ */
+#define REQUEUE_OR_GIVE_UP "status = CASE WHEN attempts >= $1::int THEN 'failed' ELSE 'queued' END, " \
+    "error = CASE WHEN attempts >= $1::int THEN 'gave up after ' || attempts || ' attempts' " \
+    "ELSE error END, lease_owner = CASE WHEN attempts >= $1::int THEN lease_owner END, " \
+    "lease_until = NULL, updated_at = now()"
 #define URL_MAX 2048
 #define ERR_MAX 512
 #define SUMMARY_MAX 200
 #define PREVIEW_MAX 200
 #define TASK_PREVIEW_MAX 80
 
-enum outcome { OUT_OK, OUT_RETRY, OUT_FAIL };
+/* OUT_RETRY: the request never reached the agent; OUT_BUSY: it answered 429/503 (no attempt counted). */
+enum outcome { OUT_OK, OUT_RETRY, OUT_BUSY, OUT_FAIL };
 
 /* One in-flight call; the slot and its easy handle are reused. */
 struct job {
@@ -90,8 +101,7 @@ struct dsp {
 	size_t nsocks;
 	size_t socks_cap;
 	int64_t curl_due_ms;	/* -1: curl wants no timeout */
-	PGconn *listen_conn;
-	int listen_pid;
+	int listen_pid;		/* backend PID of the connection we LISTEN on; 0: none */
 	int wake;
 	int64_t next_poll_ms;
 	int64_t next_beat_ms;
@@ -104,6 +114,7 @@ static void setup(struct dsp *d, int argc, char **argv);
 static void run(struct dsp *d, const sigset_t *none);
 static void beat(struct dsp *d, int64_t now);
 static void ensure_listen(struct dsp *d);
+static PGconn *listening(struct dsp *d);
 static void drain_notifies(struct dsp *d);
 static void housekeeping(struct dsp *d);
 static void recover_dead_owners(struct dsp *d);
@@ -223,10 +234,16 @@ run(struct dsp *d, const sigset_t *none)
 	size_t i, n, cap = 0;
 	int64_t now, wake;
 	int running, flags, pg = -1;
+	PGconn *lc;
 
 	while (!sig_term) {
 		now = now_mono_ms();
 		beat(d, now);
+		/* A statement found the link broken and db.c reconnected: LISTEN on the new one now. */
+		if (d->listen_pid != 0 && listening(d) == NULL) {
+			d->listen_pid = 0;
+			d->next_poll_ms = now;
+		}
 		if (now >= d->next_poll_ms) {
 			ensure_listen(d);
 			housekeeping(d);
@@ -248,9 +265,10 @@ run(struct dsp *d, const sigset_t *none)
 		}
 		n = 0;
 		pg = -1;
-		if (d->listen_conn != NULL && PQstatus(d->listen_conn) == CONNECTION_OK &&
-		    PQsocket(d->listen_conn) >= 0) {
-			pfds[n].fd = PQsocket(d->listen_conn);
+		/* No statement runs between here and PQconsumeInput: lc stays valid. */
+		lc = listening(d);
+		if (lc != NULL && PQsocket(lc) >= 0) {
+			pfds[n].fd = PQsocket(lc);
 			pfds[n].events = POLLIN;
 			pg = (int)n++;
 		}
@@ -277,9 +295,9 @@ run(struct dsp *d, const sigset_t *none)
 			continue;
 		}
 		if (pg >= 0 && (pfds[pg].revents & (POLLIN | POLLERR | POLLHUP)) &&
-		    PQconsumeInput(d->listen_conn) == 0) {
+		    PQconsumeInput(lc) == 0) {
 			/* db_conn notices the broken connection and reconnects; LISTEN again then. */
-			d->listen_conn = NULL;
+			d->listen_pid = 0;
 			d->next_poll_ms = now_mono_ms();
 		}
 		for (i = 0; i < n; i++) {
@@ -314,60 +332,95 @@ beat(struct dsp *d, int64_t now)
 	d->next_beat_ms = now + d->conf.heartbeat_interval_s * 1000;
 }
 
-/* LISTEN on every new connection (db.c reconnects behind our back); a new one may have missed NOTIFYs. */
+/*
+ * LISTEN on every new connection (db.c reconnects behind our back); a new one may have missed NOTIFYs.
+ * The connection is known by its backend PID only: db.c may have freed the PGconn we saw last.
+ */
 static void
 ensure_listen(struct dsp *d)
 {
 	PGconn *c = db_conn();
 
 	if (c == NULL) {
-		d->listen_conn = NULL;
+		d->listen_pid = 0;
 		return;
 	}
-	if (c == d->listen_conn && PQbackendPID(c) == d->listen_pid)
+	if (d->listen_pid != 0 && PQbackendPID(c) == d->listen_pid)
 		return;
-	if (db_exec(&d->arena, "LISTEN a2a_queue", 0, NULL) == NULL) {
-		d->listen_conn = NULL;
+	if (db_exec(&d->arena, "LISTEN a2a_queue", 0, NULL) == NULL || (c = db_current()) == NULL) {
+		d->listen_pid = 0;
 		return;
 	}
-	d->listen_conn = c;
 	d->listen_pid = PQbackendPID(c);
 	d->wake = 1;
 	recover_dead_owners(d);
+}
+
+/* The connection our LISTEN is on, or NULL: none, broken, or replaced by db.c since. */
+static PGconn *
+listening(struct dsp *d)
+{
+	PGconn *c = db_current();
+
+	if (d->listen_pid == 0 || c == NULL || PQstatus(c) != CONNECTION_OK || PQbackendPID(c) != d->listen_pid)
+		return NULL;
+	return c;
 }
 
 static void
 drain_notifies(struct dsp *d)
 {
 	PGnotify *n;
+	PGconn *c = listening(d);
 
-	if (d->listen_conn == NULL || PQstatus(d->listen_conn) != CONNECTION_OK)
+	if (c == NULL)
 		return;
-	while ((n = PQnotifies(d->listen_conn)) != NULL) {
+	while ((n = PQnotifies(c)) != NULL) {
 		d->wake = 1;
 		PQfreemem(n);
 	}
 }
 
 /*
- * Expired leases (a dispatcher that died mid-call) go back to the queue: delivery is at least once.
- * Restart-context messages whose workspace never came back are dropped.
+ * Expired leases (a dispatcher that died mid-call) go back to the queue: delivery is at least once,
+ * up to dispatcher_retries attempts. Restart-context messages whose workspace never came back, and
+ * schedule fires whose schedule was deleted or disabled (a manual run of a disabled one still goes),
+ * are dropped. Finished rows older than a2a_queue_retention_hours are deleted, a batch per run.
  */
 static void
 housekeeping(struct dsp *d)
 {
+	char cap[24], keep[24];
+	const char *params[1];
 	PGresult *res;
+	int i, failed = 0;
 
-	if (d->listen_conn == NULL)
+	if (d->listen_pid == 0)
 		return;
-	res = db_exec(&d->arena, "UPDATE a2a_queue SET status = 'queued', lease_until = NULL, "
-	    "lease_owner = NULL, updated_at = now() WHERE status = 'running' AND lease_until < now() "
-	    "RETURNING id", 0, NULL);
-	if (res != NULL && PQntuples(res) > 0)
-		log_warn("requeued %d a2a_queue rows whose lease expired", PQntuples(res));
+	snprintf(cap, sizeof(cap), "%lld", (long long)d->conf.dispatcher_retries);
+	snprintf(keep, sizeof(keep), "%lld", (long long)d->conf.a2a_queue_retention_hours);
+	params[0] = cap;
+	res = db_exec(&d->arena, "UPDATE a2a_queue SET " REQUEUE_OR_GIVE_UP " WHERE status = 'running' "
+	    "AND lease_until < now() RETURNING status", 1, params);
+	if (res != NULL && PQntuples(res) > 0) {
+		for (i = 0; i < PQntuples(res); i++)
+			failed += strcmp(db_value(res, i, 0), "failed") == 0;
+		log_warn("a2a_queue rows whose lease expired: %d requeued, %d failed after %s attempts",
+		    PQntuples(res) - failed, failed, cap);
+	}
 	db_exec(&d->arena, "UPDATE a2a_queue SET status = 'dropped', error = 'workspace did not come "
 	    "online', updated_at = now() WHERE status = 'queued' AND kind = 'restart_context' "
 	    "AND created_at < now() - interval '" RESTART_CONTEXT_WAIT "'", 0, NULL);
+	res = db_exec(&d->arena, "UPDATE a2a_queue q SET status = 'dropped', error = 'schedule deleted or "
+	    "disabled', updated_at = now() WHERE q.status = 'queued' AND q.kind = 'cron' AND q.ref_id IS NOT "
+	    "NULL AND NOT EXISTS (SELECT 1 FROM workspace_schedules s WHERE s.id = q.ref_id AND (s.enabled "
+	    "OR q.message_id LIKE 'cron-%-run-%')) RETURNING id", 0, NULL);
+	if (res != NULL && PQntuples(res) > 0)
+		log_info("dropped %d schedule fires of deleted or disabled schedules", PQntuples(res));
+	params[0] = keep;
+	db_exec(&d->arena, "DELETE FROM a2a_queue WHERE id IN (SELECT id FROM a2a_queue WHERE status IN "
+	    "('done', 'failed', 'dropped') AND updated_at < now() - make_interval(hours => $1::int) "
+	    "LIMIT " PRUNE_BATCH ")", 1, params);
 }
 
 /*
@@ -377,7 +430,8 @@ housekeeping(struct dsp *d)
 static void
 recover_dead_owners(struct dsp *d)
 {
-	const char *params[1];
+	char cap[24];
+	const char *params[2];
 	PGresult *res, *r2;
 	long pid;
 	char *end;
@@ -400,10 +454,11 @@ recover_dead_owners(struct dsp *d)
 			continue;
 		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
-		params[0] = o;
-		r2 = db_exec(&d->arena, "UPDATE a2a_queue SET status = 'queued', lease_until = NULL, "
-		    "lease_owner = NULL, updated_at = now() WHERE status = 'running' AND lease_owner = $1 "
-		    "RETURNING id", 1, params);
+		snprintf(cap, sizeof(cap), "%lld", (long long)d->conf.dispatcher_retries);
+		params[0] = cap;
+		params[1] = o;
+		r2 = db_exec(&d->arena, "UPDATE a2a_queue SET " REQUEUE_OR_GIVE_UP " WHERE status = 'running' "
+		    "AND lease_owner = $2 RETURNING id", 2, params);
 		if (r2 != NULL)
 			log_warn("requeued %d a2a_queue rows of dead dispatcher %s", PQntuples(r2), o);
 	}
@@ -411,7 +466,8 @@ recover_dead_owners(struct dsp *d)
 
 /*
  * Claims as many due rows as there are free slots, never more per target than its
- * max_concurrent_tasks minus what is running for it (on any host). The advisory lock serialises
+ * max_concurrent_tasks minus what is running for it (on any host) or, when more, what the agent
+ * last reported busy with (workspaces.active_tasks). The advisory lock serialises
  * claims of several dispatchers so the per-target count cannot be raced; SKIP LOCKED keeps
  * drop-stale and producers from blocking us. Restart-context rows wait for the target to be online.
  */
@@ -423,7 +479,7 @@ claim(struct dsp *d)
 	PGresult *res;
 	int i;
 
-	if (d->listen_conn == NULL)
+	if (d->listen_pid == 0)
 		return;
 	snprintf(free_s, sizeof(free_s), "%zu", d->njobs - d->active);
 	snprintf(max_dl, sizeof(max_dl), "%lld", (long long)d->conf.dispatcher_deadline_ms);
@@ -440,14 +496,14 @@ claim(struct dsp *d)
 	res = db_exec(&d->arena,
 	    "WITH due AS (SELECT DISTINCT workspace_id FROM a2a_queue "
 	    "  WHERE status = 'queued' AND not_before <= now()), "
-	    "room AS (SELECT w.id, GREATEST(w.max_concurrent_tasks, 1) - (SELECT count(*) FROM a2a_queue r "
-	    "  WHERE r.workspace_id = w.id AND r.status = 'running') AS n, "
+	    "room AS (SELECT w.id, GREATEST(w.max_concurrent_tasks, 1) - GREATEST((SELECT count(*) FROM a2a_queue r "
+	    "  WHERE r.workspace_id = w.id AND r.status = 'running'), COALESCE(w.active_tasks, 0)) AS n, "
 	    "  (w.status IN ('online', 'degraded') AND COALESCE(w.url, '') <> '') AS reachable "
 	    "  FROM due JOIN workspaces w ON w.id = due.workspace_id), "
 	    "cand AS (SELECT c.id, c.priority, c.created_at FROM room, LATERAL (SELECT q.id, q.priority, "
 	    "  q.created_at FROM a2a_queue q WHERE q.workspace_id = room.id AND q.status = 'queued' "
 	    "  AND q.not_before <= now() AND (q.kind <> 'restart_context' OR room.reachable) "
-	    "  ORDER BY q.priority DESC, q.created_at LIMIT room.n FOR UPDATE SKIP LOCKED) c "
+	    "  ORDER BY q.priority DESC, q.created_at LIMIT GREATEST(room.n, 0) FOR UPDATE SKIP LOCKED) c "
 	    "  WHERE room.n > 0), "
 	    "pick AS (SELECT id FROM cand ORDER BY priority DESC, created_at LIMIT $1::int) "
 	    "UPDATE a2a_queue q SET status = 'running', attempts = q.attempts + 1, lease_owner = $2, "
@@ -505,6 +561,7 @@ start_job(struct dsp *d, PGresult *res, int row)
 	struct job *j = free_slot(d);
 	char url[URL_MAX], resolve[A2A_RESOLVE_MAX], err[ERR_MAX], hdr[64];
 	const char *v;
+	int rc;
 
 	if (j == NULL)
 		return;
@@ -531,8 +588,12 @@ start_job(struct dsp *d, PGresult *res, int row)
 		finish(d, j, OUT_RETRY, NULL, "workspace has no URL");
 		return;
 	}
-	if (a2a_pin_target(url, (int)d->conf.a2a_allow_loopback, resolve, sizeof(resolve), err,
-	    sizeof(err)) < 0) {
+	rc = a2a_pin_target(url, (int)d->conf.a2a_allow_loopback, resolve, sizeof(resolve), err, sizeof(err));
+	if (rc == A2A_PIN_TEMPORARY) {
+		finish(d, j, OUT_RETRY, NULL, err);
+		return;
+	}
+	if (rc < 0) {
 		char msg[ERR_MAX + 64];
 		snprintf(msg, sizeof(msg), "workspace URL is not publicly routable: %s", err);
 		finish(d, j, OUT_FAIL, NULL, msg);
@@ -598,9 +659,11 @@ collect(struct dsp *d)
 }
 
 /*
- * Classifies a finished call. Retried: no connection, the deadline, 5xx, 408 and 429 (the agent
- * is offline, restarting or busy). Failed for good: other statuses, a JSON-RPC error (the agent
- * answered), an oversized reply. A 2xx reply that is not JSON is kept as a JSON string.
+ * Classifies a finished call. Retried (an attempt counted): the request never reached the agent
+ * (connection refused, name not resolved, nothing sent). Requeued without counting an attempt:
+ * 429 and 503 (the agent is busy). Failed for good: anything after the request was sent (the
+ * deadline, other statuses: the prompt may have run), a JSON-RPC error, an oversized reply.
+ * A 2xx reply that is not JSON is kept as a JSON string.
  */
 static void
 complete(struct dsp *d, struct job *j, CURLcode rc)
@@ -608,23 +671,25 @@ complete(struct dsp *d, struct job *j, CURLcode rc)
 	struct json_object *reply, *e, *m;
 	char msg[ERR_MAX];
 	const char *resp = NULL;
-	long code = 0;
+	long code = 0, sent = 0;
 	size_t len;
+	int unsent;
 
 	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(j->easy, CURLINFO_REQUEST_SIZE, &sent);
 	if (j->resp_over) {
 		finish(d, j, OUT_FAIL, NULL, "agent reply larger than 10 MiB");
 		return;
 	}
-	if (rc == CURLE_OPERATION_TIMEDOUT) {
-		snprintf(msg, sizeof(msg), "agent did not answer within the deadline (%ld ms)", j->deadline_ms);
-		finish(d, j, OUT_RETRY, NULL, msg);
-		return;
-	}
 	if (rc != CURLE_OK) {
-		snprintf(msg, sizeof(msg), "failed to reach workspace agent: %s",
-		    j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
-		finish(d, j, OUT_RETRY, NULL, msg);
+		unsent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || sent == 0;
+		if (rc == CURLE_OPERATION_TIMEDOUT)
+			snprintf(msg, sizeof(msg), "agent did not answer within the deadline (%ld ms)",
+			    j->deadline_ms);
+		else
+			snprintf(msg, sizeof(msg), "failed to reach workspace agent: %s",
+			    j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
+		finish(d, j, unsent ? OUT_RETRY : OUT_FAIL, NULL, msg);
 		return;
 	}
 	reply = j->resp_len > 0 ? jsonx_own(&d->arena, jsonx_parse(j->resp, j->resp_len)) : NULL;
@@ -633,9 +698,9 @@ complete(struct dsp *d, struct job *j, CURLcode rc)
 	}
 	if (reply != NULL)
 		resp = arena_strdup(&d->arena, jsonx_dump(reply, &len));
-	if (code >= 500 || code == 408 || code == 429) {
+	if (code == 429 || code == 503) {
 		snprintf(msg, sizeof(msg), "agent answered %ld", code);
-		finish(d, j, OUT_RETRY, resp, msg);
+		finish(d, j, OUT_BUSY, resp, msg);
 		return;
 	}
 	if (code < 200 || code > 299) {
@@ -658,19 +723,22 @@ complete(struct dsp *d, struct job *j, CURLcode rc)
 
 /*
  * Records the outcome and frees the slot. A retry goes back to 'queued' with exponential backoff
- * until dispatcher_retries attempts; a final outcome is recorded in one transaction with its
- * kind's side effects. If recording fails, the lease expires and the row is sent again.
+ * until dispatcher_retries attempts; a busy answer goes back with its attempt given back. A final
+ * outcome is recorded in one transaction with its kind's side effects; one the database refuses
+ * (SQLSTATE class 22: a reply with \u0000 or invalid UTF-8) is recorded as failed without the
+ * reply. If recording fails otherwise, the lease expires and the row is sent again, up to
+ * dispatcher_retries attempts (housekeeping).
  */
 static void
 finish(struct dsp *d, struct job *j, enum outcome out, const char *response, const char *error)
 {
 	long duration = (long)(now_mono_ms() - j->started_ms), backoff;
 	char back[24];
-	const char *params[4];
+	const char *params[5];
 	PGresult *res;
-	int i;
+	int i, rc;
 
-	if (out == OUT_RETRY && j->attempts < d->conf.dispatcher_retries) {
+	if (out == OUT_BUSY || (out == OUT_RETRY && j->attempts < d->conf.dispatcher_retries)) {
 		backoff = RETRY_BASE_MS;
 		for (i = 1; i < j->attempts && backoff < RETRY_MAX_MS; i++)
 			backoff *= 2;
@@ -681,10 +749,11 @@ finish(struct dsp *d, struct job *j, enum outcome out, const char *response, con
 		params[1] = d->owner;
 		params[2] = error;
 		params[3] = back;
+		params[4] = out == OUT_BUSY ? "1" : "0";
 		res = db_exec(&d->arena, "UPDATE a2a_queue SET status = 'queued', lease_until = NULL, "
 		    "lease_owner = NULL, error = $3, not_before = now() + make_interval(secs => $4::int / 1000.0), "
-		    "updated_at = now() WHERE id = $1::uuid AND status = 'running' AND lease_owner = $2 "
-		    "RETURNING id", 4, params);
+		    "attempts = GREATEST(attempts - $5::int, 0), updated_at = now() WHERE id = $1::uuid "
+		    "AND status = 'running' AND lease_owner = $2 RETURNING id", 5, params);
 		if (res != NULL)
 			d->retried++;
 		log_info("a2a %s to %s attempt %d: %s; retrying in %ld ms", j->kind, j->workspace_id,
@@ -692,7 +761,16 @@ finish(struct dsp *d, struct job *j, enum outcome out, const char *response, con
 		release_job(d, j);
 		return;
 	}
-	if (record_final(d, j, out == OUT_OK, response, error, duration) == 0) {
+	rc = record_final(d, j, out == OUT_OK, response, error, duration);
+	if (rc < 0 && strncmp(db_last_sqlstate(), "22", 2) == 0) {
+		log_warn("a2a %s to %s: outcome not storable (SQLSTATE %s), recording it failed without the reply",
+		    j->kind, j->workspace_id, db_last_sqlstate());
+		out = OUT_FAIL;
+		response = NULL;
+		error = "reply not storable";
+		rc = record_final(d, j, 0, NULL, error, duration);
+	}
+	if (rc == 0) {
 		if (out == OUT_OK)
 			d->done++;
 		else

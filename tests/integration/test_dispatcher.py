@@ -5,6 +5,7 @@ The agents run in this process on loopback; the stack allows loopback targets (A
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -28,6 +29,8 @@ class Agent:
         self.delay = 0.0
         self.hang_first = 0      # this many calls hang until the client gives up
         self.fail_status = None  # answer every call with this HTTP status
+        self.busy_first = 0      # this many calls are answered 503 (busy)
+        self.raw_reply = None    # answer with these bytes (200) instead of the echo
         self.release = threading.Event()
         agent = self
 
@@ -52,9 +55,12 @@ class Agent:
                         return
                     if agent.delay:
                         time.sleep(agent.delay)
-                    if agent.fail_status:
+                    if agent.fail_status or n <= agent.busy_first:
                         out = json.dumps({"error": "down"}).encode()
-                        self.send_response(agent.fail_status)
+                        self.send_response(agent.fail_status or 503)
+                    elif agent.raw_reply is not None:
+                        out = agent.raw_reply
+                        self.send_response(200)
                     else:
                         out = json.dumps({"jsonrpc": "2.0", "id": body.get("id"), "result": {
                             "kind": "message", "role": "agent", "messageId": str(uuid.uuid4()),
@@ -89,7 +95,7 @@ class Agent:
 @pytest.fixture(scope="module")
 def ds():
     s = start_stack({"ADMIN_TOKEN": ADMIN, "A2A_ALLOW_LOOPBACK": "1", "DISPATCHER_POLL_MS": "200",
-                     "DISPATCHER_RETRIES": "3"})
+                     "DISPATCHER_RETRIES": "3", "A2A_QUEUE_RETENTION_HOURS": "1"})
     yield s
     problems = stop_stack(s)
     assert not problems, "\n".join(problems)
@@ -109,13 +115,15 @@ def new_ws(s, url=None, parent=None, max_tasks=1):
                       "'%s'" % parent if parent else "NULL", max_tasks)).splitlines()[0]
 
 
-def enqueue(s, ws, text, kind="a2a", deadline_ms=300000, mid=None):
+def enqueue(s, ws, text, kind="a2a", deadline_ms=300000, mid=None, **cols):
+    """Queues a message/send; cols are further columns as SQL expressions, set in the same INSERT."""
     mid = mid or "m-" + uuid.uuid4().hex
     body = {"jsonrpc": "2.0", "id": mid, "method": "message/send", "params": {"message": {
         "role": "user", "messageId": mid, "parts": [{"kind": "text", "text": text}]}}}
-    qid = s.psql("INSERT INTO a2a_queue (workspace_id, kind, message_id, body, deadline_ms) VALUES "
-                 "('%s', '%s', '%s', '%s'::jsonb, %d) RETURNING id" % (
-                     ws, kind, mid, json.dumps(body).replace("'", "''"), deadline_ms)).splitlines()[0]
+    qid = s.psql("INSERT INTO a2a_queue (workspace_id, kind, message_id, body, deadline_ms%s) VALUES "
+                 "('%s', '%s', '%s', '%s'::jsonb, %d%s) RETURNING id" % (
+                     "".join(", " + k for k in cols), ws, kind, mid, json.dumps(body).replace("'", "''"),
+                     deadline_ms, "".join(", " + v for v in cols.values()))).splitlines()[0]
     return qid, mid
 
 
@@ -165,26 +173,143 @@ def test_per_workspace_limit_is_honoured(ds, agent):
     assert agent.max_inflight == 2, agent.max_inflight
 
 
-def test_deadline_cuts_a_hanging_agent_and_retries(ds, agent):
+def test_deadline_cuts_a_hanging_agent_and_is_final(ds, agent):
+    # The prompt reached the agent and may be running: sending it again would run it twice.
     agent.hang_first = 1
     ws = new_ws(ds, agent.url)
     qid, mid = enqueue(ds, ws, "slow", deadline_ms=1000)
     t0 = time.monotonic()
-    wait_status(ds, qid, ("done",), timeout=20)
+    wait_status(ds, qid, ("failed",), timeout=20)
     assert time.monotonic() - t0 < 12
-    # Same messageId on both attempts: the agent can de-duplicate.
-    assert agent.ids() == [mid, mid]
-    assert row(ds, qid, "attempts") == "2"
+    assert row(ds, qid, "attempts, error") == "1|agent did not answer within the deadline (1000 ms)"
+    time.sleep(1.5)  # well past the 1 s backoff a retry would have had
+    assert agent.ids() == [mid]
 
 
-def test_retries_end_in_failed(ds, agent):
-    agent.fail_status = 503
+def test_error_after_sending_is_not_retried(ds, agent):
+    agent.fail_status = 500
     ws = new_ws(ds, agent.url)
     qid, mid = enqueue(ds, ws, "x")
     wait_status(ds, qid, ("failed",), timeout=30)
-    assert row(ds, qid, "attempts, error") == "3|agent answered 503"
-    assert agent.ids() == [mid] * 3
+    assert row(ds, qid, "attempts, error") == "1|agent answered 500"
+    time.sleep(1.5)
+    assert agent.ids() == [mid]
     assert ds.psql("SELECT status FROM activity_logs WHERE workspace_id = '%s'" % ws) == "error"
+
+
+def closed_port_url():
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return "http://127.0.0.1:%d" % sk.getsockname()[1]
+
+
+def test_connection_refused_is_retried_until_failed(ds):
+    ws = new_ws(ds, closed_port_url())
+    qid, _ = enqueue(ds, ws, "nobody home")
+    wait_status(ds, qid, ("failed",), timeout=30)
+    attempts, error = row(ds, qid, "attempts, error").split("|", 1)
+    assert attempts == "3" and error.startswith("failed to reach workspace agent"), error
+
+
+def test_busy_answer_does_not_consume_attempts(ds, agent):
+    agent.busy_first = 4         # more busy answers than DISPATCHER_RETRIES
+    ws = new_ws(ds, agent.url)
+    qid, mid = enqueue(ds, ws, "when you can")
+    wait_status(ds, qid, ("done",), timeout=30)
+    assert agent.ids() == [mid] * 5   # the same messageId every time
+    assert row(ds, qid, "attempts, error IS NULL") == "1|t"
+
+
+def test_agent_reported_active_tasks_hold_the_target(ds, agent):
+    ws = new_ws(ds, agent.url, max_tasks=1)
+    ds.psql("UPDATE workspaces SET active_tasks = 1 WHERE id = '%s'" % ws)
+    qid, mid = enqueue(ds, ws, "wait your turn")
+    time.sleep(1.0)  # several poll ticks: the agent says it is full
+    assert row(ds, qid) == "queued" and agent.ids() == []
+    ds.psql("UPDATE workspaces SET active_tasks = 0 WHERE id = '%s'" % ws)
+    wait_status(ds, qid, ("done",), timeout=15)
+    assert agent.ids() == [mid]
+
+
+def test_expired_lease_with_attempts_used_is_failed(ds, agent):
+    ws = new_ws(ds, agent.url)
+    # Leased by a dispatcher elsewhere that never recorded an outcome; the lease has run out.
+    lease = dict(status="'running'", lease_owner="'elsewhere:1'", lease_until="now() - interval '1 second'")
+    spent, _ = enqueue(ds, ws, "poison", attempts="3", **lease)
+    fresh, mid = enqueue(ds, ws, "once more", attempts="1", **lease)
+    wait_status(ds, spent, ("failed",), timeout=15)
+    assert row(ds, spent, "attempts, error") == "3|gave up after 3 attempts"
+    wait_status(ds, fresh, ("done",), timeout=15)
+    assert agent.ids() == [mid]
+
+
+def test_unstorable_reply_is_recorded_failed(ds, agent):
+    # jsonb refuses \u0000: the outcome is recorded without the reply instead of staying 'running'.
+    agent.raw_reply = b'{"jsonrpc":"2.0","id":"x","result":{"parts":[{"kind":"text","text":"a\\u0000b"}]}}'
+    ws = new_ws(ds, agent.url)
+    qid, mid = enqueue(ds, ws, "say nul")
+    wait_status(ds, qid, ("failed",), timeout=15)
+    assert row(ds, qid, "attempts, error, response IS NULL") == "1|reply not storable|t"
+    assert agent.ids() == [mid]
+    assert ds.psql("SELECT status, error_detail FROM activity_logs WHERE workspace_id = '%s'" % ws) == \
+        "error|reply not storable"
+
+
+def test_finished_rows_are_pruned_after_retention(ds):
+    ws = new_ws(ds, None)                    # no URL: nothing here is sent
+    ids = {}
+    for name, status, age in (("done_old", "done", "2 hours"), ("failed_old", "failed", "2 hours"),
+                              ("dropped_old", "dropped", "2 hours"), ("done_new", "done", "10 minutes"),
+                              ("queued_old", "queued", "2 hours")):
+        ids[name], _ = enqueue(ds, ws, name, status="'%s'" % status, not_before="now() + interval '1 hour'",
+                               updated_at="now() - interval '%s'" % age)
+    gone = lambda: ds.psql("SELECT count(*) FROM a2a_queue WHERE id IN ('%s', '%s', '%s')" % (
+        ids["done_old"], ids["failed_old"], ids["dropped_old"])) == "0"
+    assert ds.wait_for(gone, timeout=10)
+    assert row(ds, ids["done_new"]) == "done" and row(ds, ids["queued_old"]) == "queued"
+
+
+def test_fires_of_deleted_or_disabled_schedules_are_dropped(ds, agent):
+    ws = new_ws(ds, agent.url)
+
+    def schedule(enabled):
+        return ds.psql("INSERT INTO workspace_schedules (workspace_id, name, cron_expr, prompt, enabled, "
+                       "next_run_at) VALUES ('%s', '%s', '@yearly', 'p', %s, now() + interval '1 year') "
+                       "RETURNING id" % (ws, uuid.uuid4().hex[:8], "true" if enabled else "false")).splitlines()[0]
+
+    def fire(sid, mid):
+        # Queued, waiting for its retry: the schedule changes meanwhile.
+        return enqueue(ds, ws, "fire", kind="cron", mid=mid, ref_id="'%s'" % sid,
+                       not_before="now() + interval '2 seconds'")[0]
+
+    kept, disabled, deleted = schedule(True), schedule(True), schedule(True)
+    q_kept = fire(kept, "cron-%s-1" % kept)
+    q_disabled = fire(disabled, "cron-%s-1" % disabled)
+    q_deleted = fire(deleted, "cron-%s-1" % deleted)
+    q_manual = fire(disabled, "cron-%s-run-1" % disabled)   # an explicit run of a disabled schedule
+    ds.psql("UPDATE workspace_schedules SET enabled = false WHERE id = '%s'" % disabled)
+    ds.psql("DELETE FROM workspace_schedules WHERE id = '%s'" % deleted)
+    for q in (q_disabled, q_deleted):
+        wait_status(ds, q, ("dropped",), timeout=10)
+        assert row(ds, q, "error") == "schedule deleted or disabled"
+    wait_status(ds, q_kept, ("done",), timeout=15)
+    wait_status(ds, q_manual, ("done",), timeout=15)
+    assert sorted(agent.ids()) == sorted(["cron-%s-1" % kept, "cron-%s-run-1" % disabled])
+
+
+def test_dispatcher_survives_losing_its_connection_mid_call(ds, agent):
+    # The backend it LISTENs on dies while a call is in flight: the outcome is recorded on a new
+    # connection, which it LISTENs on again (the teardown checks the logs for sanitizer reports).
+    agent.delay = 1.0
+    ws = new_ws(ds, agent.url)
+    qid, mid = enqueue(ds, ws, "hold on")
+    assert ds.wait_for(lambda: len(agent.ids()) == 1, timeout=10)
+    ds.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = "
+            "'molecule' AND pid <> pg_backend_pid()")
+    wait_status(ds, qid, ("done",), timeout=20)
+    qid2, mid2 = enqueue(ds, ws, "again")
+    wait_status(ds, qid2, ("done",), timeout=15)
+    assert agent.ids() == [mid, mid2]
 
 
 def test_no_url_is_retried_until_the_agent_registers(ds, agent):
@@ -282,6 +407,34 @@ def test_delegation_checks(ds, agent):
     assert post({"target_id": b, "task": "t"}).status == 202
     # Without the workspace's token: refused.
     assert ds.request("POST", "/workspaces/%s/delegate" % a, body={"target_id": b, "task": "t"}).status == 401
+    # Not JSON: the reference's route messages.
+    for path, want in (("/delegate", "invalid delegation request"), ("/delegations/record", "invalid request body")):
+        r = ds.request("POST", "/workspaces/%s%s" % (a, path), headers=auth, body="{not json")
+        assert (r.status, r.json()) == (400, {"error": want}), path
+
+
+def test_update_cannot_fail_a_delegation_still_in_the_queue(ds):
+    parent = new_ws(ds, None)
+    child = new_ws(ds, None, parent=parent)   # no URL: its queue row stays queued
+    auth = mint(ds, parent)
+    body = {"target_id": child, "task": "slow", "idempotency_key": "k-" + uuid.uuid4().hex}
+    r = ds.request("POST", "/workspaces/%s/delegate" % parent, headers=auth, body=body)
+    assert r.status == 202, r.body
+    did = r.json()["delegation_id"]
+    upd = lambda: ds.request("POST", "/workspaces/%s/delegations/%s/update" % (parent, did), headers=auth,
+                             body={"status": "failed", "error": "gave up"})
+    r = upd()
+    assert r.status == 409 and r.json() == {"error": "delegation is still being delivered by the platform"}
+    # The key is still held: a retry is the same delegation, not a second queued copy.
+    again = ds.request("POST", "/workspaces/%s/delegate" % parent, headers=auth, body=body)
+    assert again.status == 200 and again.json()["delegation_id"] == did, again.body
+    assert ds.psql("SELECT count(*) FROM a2a_queue WHERE kind = 'delegation' AND workspace_id = '%s'"
+                   % child) == "1"
+    assert events(ds, parent, "DELEGATION_FAILED") == []
+    # Once the platform lets go of it (dropped here), the agent may close it.
+    ds.psql("UPDATE a2a_queue SET status = 'dropped' WHERE kind = 'delegation' AND ref_id = '%s'" % did)
+    r = upd()
+    assert r.status == 200 and r.json() == {"status": "failed", "delegation_id": did}, r.body
 
 
 def test_record_and_update(ds):
