@@ -100,10 +100,10 @@ const struct conf_key conf_keys[] = {
 	  "1 = the A2A proxy may reach agents on loopback addresses (local development and tests); every other private-use, link-local and metadata address stays refused." },
 	{ "a2a_max_body_bytes", "A2A_MAX_BODY_BYTES", CONF_INT, O(a2a_max_body_bytes), 1024, 67108864, "1048576", 0,
 	  "Largest A2A request body the proxy accepts; bigger gets 413." },
-	{ "a2a_timeout_default", "A2A_TIMEOUT_DEFAULT", CONF_INT, O(a2a_timeout_default_s), 1, 86400, "300", 0,
+	{ "a2a_timeout_default", "A2A_TIMEOUT_DEFAULT", CONF_INT, O(a2a_timeout_default_s), 1, 1800, "300", 0,
 	  "Seconds an A2A call through the proxy may take when the request has no `X-Timeout` header." },
-	{ "a2a_timeout_max", "A2A_TIMEOUT_MAX", CONF_INT, O(a2a_timeout_max_s), 1, 86400, "1800", 0,
-	  "Upper bound in seconds on `X-Timeout` (the reference's 30-minute ceiling); nginx's read timeout on the A2A path must exceed it." },
+	{ "a2a_timeout_max", "A2A_TIMEOUT_MAX", CONF_INT, O(a2a_timeout_max_s), 1, 1800, "1800", 0,
+	  "Upper bound in seconds on `X-Timeout` (the reference's 30-minute ceiling); at most 1800, below nginx's read timeout on the A2A path (1860 s)." },
 	/* sweeper */
 	{ "provision_timeout", "PROVISION_TIMEOUT_SECONDS", CONF_INT, O(provision_timeout_s), 5, 86400, "600", 0,
 	  "Seconds a workspace may stay `provisioning` before the sweeper marks it `failed` (WORKSPACE_PROVISION_FAILED). External workspaces waiting for their agent are exempt." },
