@@ -43,7 +43,6 @@ static int sha256_hex(const char *s, char *out);
 static struct json_object *memory_row(struct arena *a, const PGresult *res, int i);
 static struct json_object *kv_row(const PGresult *res, int i);
 static struct json_object *raw_json(const char *text);
-static int read_json_any(struct req *r, struct json_object **out);
 static int import_one(struct req *r, struct json_object *item, int *imported, int *skipped);
 static int audit_global(struct req *r, const char *ws, const char *mid, const char *ns,
     const char *stored);
@@ -486,7 +485,7 @@ h_admin_memories_import(struct req *r)
 	int imported = 0, skipped = 0, errors = 0;
 	size_t i, n;
 
-	if (read_json_any(r, &body) < 0)
+	if (req_json_value(r, &body) < 0)
 		return -1;
 	items = body;
 	if (json_object_is_type(body, json_type_object) &&
@@ -736,43 +735,6 @@ raw_json(const char *text)
 	if (text == NULL || strcmp(text, "null") == 0)
 		return NULL;
 	return jsonx_parse(text, strlen(text));
-}
-
-/*
- * The body as any JSON value (import takes a bare array, which req_json_body refuses).
- * Returns 0 with *out owned by the arena, or -1 with 400/413 set.
- */
-static int
-read_json_any(struct req *r, struct json_object **out)
-{
-	const char *cl = req_env(r, "CONTENT_LENGTH"), *why = NULL;
-	int64_t len = 0;
-	long got, total = 0;
-	char *buf;
-
-	*out = NULL;
-	if (cl != NULL && cl[0] != '\0' && parse_int64(cl, 0, INT64_MAX, &len, &why) < 0)
-		return resp_error(r, 400, "invalid Content-Length", NULL);
-	if (len > r->conf->max_body_bytes)
-		return resp_error(r, 413, "request body too large", NULL);
-	if (len == 0)
-		return resp_error(r, 400, "request body is empty", NULL);
-	buf = arena_alloc(r->arena, (size_t)len + 1);
-	if (buf == NULL)
-		return resp_error(r, 413, "request body too large", NULL);
-	while (total < len && r->read_body != NULL) {
-		got = r->read_body(r->body_src, buf + total, (size_t)(len - total));
-		if (got <= 0)
-			break;
-		total += got;
-	}
-	if (total != len)
-		return resp_error(r, 400, "request body shorter than Content-Length", NULL);
-	buf[len] = '\0';
-	*out = jsonx_own(r->arena, jsonx_parse(buf, (size_t)len));
-	if (*out == NULL)
-		return resp_error(r, 400, "invalid JSON", NULL);
-	return 0;
 }
 
 /* The activity_logs audit of a GLOBAL write: a fingerprint, never the text. Returns 0 or -1. */

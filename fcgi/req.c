@@ -132,12 +132,11 @@ req_bearer(const struct req *r)
 }
 
 int
-req_json_body(struct req *r, struct json_object **out)
+req_json_value(struct req *r, struct json_object **out)
 {
 	const char *cl = req_env(r, "CONTENT_LENGTH");
 	const char *why = NULL;
 	int64_t len = 0, max = r->conf->max_body_bytes;
-	struct json_object *obj;
 	char *buf;
 	long got, total = 0;
 
@@ -163,12 +162,21 @@ req_json_body(struct req *r, struct json_object **out)
 	if (total != len)
 		return resp_error(r, 400, "request body shorter than Content-Length", NULL);
 	buf[len] = '\0';
-	obj = jsonx_own(r->arena, jsonx_parse(buf, (size_t)len));
-	if (obj == NULL)
+	*out = jsonx_own(r->arena, jsonx_parse(buf, (size_t)len));
+	if (*out == NULL)
 		return resp_error(r, 400, "invalid JSON", NULL);
-	if (!json_object_is_type(obj, json_type_object))
+	return 0;
+}
+
+int
+req_json_body(struct req *r, struct json_object **out)
+{
+	if (req_json_value(r, out) < 0)
+		return -1;
+	if (!json_object_is_type(*out, json_type_object)) {
+		*out = NULL;
 		return resp_error(r, 400, "invalid JSON: expected an object", NULL);
-	*out = obj;
+	}
 	return 0;
 }
 

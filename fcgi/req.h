@@ -77,6 +77,8 @@ const char *req_query(struct req *r, const char *name);
 /* The bearer token of "Authorization: Bearer <tok>", or NULL. */
 const char *req_bearer(const struct req *r);
 
+/* The body as any JSON value (an array, too); 0, or -1 with 400/413 set. Owned by the arena. */
+int req_json_value(struct req *r, struct json_object **out);
 /*
  * Reads and parses a JSON object body of at most conf->max_body_bytes.
  * Returns 0 with *out owned by the arena, or -1 with the error response already set

@@ -766,7 +766,6 @@ finish(struct dsp *d, struct job *j, enum outcome out, const char *response, con
 		log_warn("a2a %s to %s: outcome not storable (SQLSTATE %s), recording it failed without the reply",
 		    j->kind, j->workspace_id, db_last_sqlstate());
 		out = OUT_FAIL;
-		response = NULL;
 		error = "reply not storable";
 		rc = record_final(d, j, 0, NULL, error, duration);
 	}
