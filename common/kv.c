@@ -201,44 +201,67 @@ drain_pending(redisContext *c)
 static redisContext *
 connect_target(void)
 {
-	redisContext *c;
-	redisReply *r = NULL;
+	char err[256];
+	redisContext *c = kv_open(&target, timeout, err, sizeof(err));
 	int64_t now = now_mono_ms();
 
-	if (target.path[0] != '\0')
-		c = redisConnectUnixWithTimeout(target.path, timeout);
+	/* One complaint per 10 s: a Redis outage must not flood the logs. */
+	if (c == NULL && now - last_complaint_ms > 10000) {
+		log_warn("%s", err);
+		last_complaint_ms = now;
+	}
+	return c;
+}
+
+redisContext *
+kv_open(const struct kv_target *t, struct timeval tmo, char *err, size_t errlen)
+{
+	redisContext *c;
+	redisReply *r = NULL;
+
+	if (t->path[0] != '\0')
+		c = redisConnectUnixWithTimeout(t->path, tmo);
 	else
-		c = redisConnectWithTimeout(target.host, target.port, timeout);
+		c = redisConnectWithTimeout(t->host, t->port, tmo);
 	if (c == NULL || c->err) {
-		/* One complaint per 10 s: a Redis outage must not flood the logs. */
-		if (now - last_complaint_ms > 10000) {
-			log_warn("redis connect failed: %s", c ? c->errstr : "out of memory");
-			last_complaint_ms = now;
-		}
+		snprintf(err, errlen, "redis connect failed: %s", c ? c->errstr : "out of memory");
 		if (c != NULL)
 			redisFree(c);
 		return NULL;
 	}
-	redisSetTimeout(c, timeout);
-	if (target.password[0] != '\0') {
-		r = redisCommand(c, "AUTH %s", target.password);
+	redisSetTimeout(c, tmo);
+	if (t->password[0] != '\0') {
+		r = redisCommand(c, "AUTH %s", t->password);
 		if (r == NULL || r->type == REDIS_REPLY_ERROR)
 			goto fail;
 		freeReplyObject(r);
 		r = NULL;
 	}
-	if (target.db != 0) {
-		r = redisCommand(c, "SELECT %d", target.db);
+	if (t->db != 0) {
+		r = redisCommand(c, "SELECT %d", t->db);
 		if (r == NULL || r->type == REDIS_REPLY_ERROR)
 			goto fail;
 		freeReplyObject(r);
 	}
 	return c;
 fail:
-	log_warn("redis handshake failed");
+	snprintf(err, errlen, "redis handshake failed: %s", c->err ? c->errstr : "refused");
 	freeReplyObject(r);
 	redisFree(c);
 	return NULL;
+}
+
+int
+kv_subscribe(redisContext *c, const char *channel, char *err, size_t errlen)
+{
+	redisReply *r = redisCommand(c, "SUBSCRIBE %s", channel);
+	int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3;
+
+	if (!ok)
+		snprintf(err, errlen, "redis subscribe to %s failed: %s", channel,
+		    c->err ? c->errstr : "unexpected reply");
+	freeReplyObject(r);
+	return ok ? 0 : -1;
 }
 
 static void

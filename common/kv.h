@@ -24,6 +24,13 @@ struct kv_target {
 int kv_parse_url(const char *url, struct kv_target *t, char *err, size_t errlen);
 
 /* Remembers the target; connects on first use. Returns -1 when the URL is invalid. */
+/*
+ * A private connection to t (AUTH and SELECT done), for what cannot share the process's context:
+ * a subscriber. NULL with the reason in err. The caller owns it (redisFree).
+ */
+redisContext *kv_open(const struct kv_target *t, struct timeval tmo, char *err, size_t errlen);
+/* SUBSCRIBE channel on c and check the confirmation. 0, or -1 with the reason in err. */
+int kv_subscribe(redisContext *c, const char *channel, char *err, size_t errlen);
 int kv_configure(const struct conf *c);
 /* Returns a usable context, reconnecting after any error, or NULL (logged, rate-limited). */
 redisContext *kv_conn(void);

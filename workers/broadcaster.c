@@ -250,33 +250,16 @@ beat(struct bc *b, int64_t now)
 static int
 subscribe(struct bc *b)
 {
-	redisContext *c;
-	redisReply *r = NULL;
+	char err[256];
+	redisContext *c = kv_open(&b->target, b->redis_timeout, err, sizeof(err));
 
-	if (b->target.path[0] != '\0')
-		c = redisConnectUnixWithTimeout(b->target.path, b->redis_timeout);
-	else
-		c = redisConnectWithTimeout(b->target.host, b->target.port, b->redis_timeout);
-	if (c == NULL || c->err) {
-		complain(b, "redis connect failed: %s", c ? c->errstr : "out of memory");
-		goto fail;
+	if (c == NULL || kv_subscribe(c, EVENTS_CHANNEL, err, sizeof(err)) < 0) {
+		complain(b, "%s", err);
+		if (c != NULL)
+			redisFree(c);
+		return -1;
 	}
-	/* Bounds a half-received message; waiting for the next one is poll's business. */
-	redisSetTimeout(c, b->redis_timeout);
-	if (b->target.password[0] != '\0') {
-		r = redisCommand(c, "AUTH %s", b->target.password);
-		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-			complain(b, "redis auth failed");
-			goto fail;
-		}
-		freeReplyObject(r);
-	}
-	r = redisCommand(c, "SUBSCRIBE %s", EVENTS_CHANNEL);
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-		complain(b, "redis subscribe failed: %s", c->err ? c->errstr : "unexpected reply");
-		goto fail;
-	}
-	freeReplyObject(r);
+	/* redis_timeout bounds a half-received message; waiting for the next one is poll's business. */
 	b->sub = c;
 	b->reconnect_ms = RECONNECT_MIN_MS;
 	log_info("subscribed to %s", EVENTS_CHANNEL);
@@ -286,11 +269,6 @@ subscribe(struct bc *b)
 		return -1;
 	}
 	return 0;
-fail:
-	freeReplyObject(r);
-	if (c != NULL)
-		redisFree(c);
-	return -1;
 }
 
 /* hiredis 0.14: a context with an error is never reused; the loop reconnects with backoff. */

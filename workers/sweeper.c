@@ -336,38 +336,24 @@ beat(struct swp *b, int64_t now)
 static int
 subscribe(struct swp *b)
 {
-	redisContext *c;
-	redisReply *r = NULL;
+	char err[256];
+	redisContext *c = kv_open(&b->target, b->redis_timeout, err, sizeof(err));
 
-	if (b->target.path[0] != '\0')
-		c = redisConnectUnixWithTimeout(b->target.path, b->redis_timeout);
-	else
-		c = redisConnectWithTimeout(b->target.host, b->target.port, b->redis_timeout);
-	if (c == NULL || c->err) {
-		complain(b, "redis connect failed: %s", c ? c->errstr : "out of memory");
-		goto fail;
-	}
-	redisSetTimeout(c, b->redis_timeout);
-	if (b->target.password[0] != '\0') {
-		r = redisCommand(c, "AUTH %s", b->target.password);
-		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-			complain(b, "redis auth failed");
-			goto fail;
-		}
-		freeReplyObject(r);
-		r = NULL;
+	if (c == NULL) {
+		complain(b, "%s", err);
+		return -1;
 	}
 	enable_notifications(b, c);
 	if (c->err) {
 		complain(b, "redis config failed: %s", c->errstr);
-		goto fail;
+		redisFree(c);
+		return -1;
 	}
-	r = redisCommand(c, "SUBSCRIBE %s", b->channel);
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-		complain(b, "redis subscribe failed: %s", c->err ? c->errstr : "unexpected reply");
-		goto fail;
+	if (kv_subscribe(c, b->channel, err, sizeof(err)) < 0) {
+		complain(b, "%s", err);
+		redisFree(c);
+		return -1;
 	}
-	freeReplyObject(r);
 	b->sub = c;
 	b->reconnect_ms = RECONNECT_MIN_MS;
 	b->need_catchup = 1;
@@ -378,11 +364,6 @@ subscribe(struct swp *b)
 		return -1;
 	}
 	return 0;
-fail:
-	freeReplyObject(r);
-	if (c != NULL)
-		redisFree(c);
-	return -1;
 }
 
 /*
