@@ -252,6 +252,32 @@ fail:
 }
 
 int
+kv_drain_messages(redisContext *c, kv_message_fn fn, void *arg)
+{
+	redisReply *kind, *payload;
+	void *reply = NULL;
+	redisReply *r;
+
+	for (;;) {
+		if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+			return -1;
+		if (reply == NULL)
+			return 0;
+		r = reply;
+		/* ["message", channel, payload] */
+		if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+			kind = r->element[0];
+			payload = r->element[2];
+			if (kind->type == REDIS_REPLY_STRING && strcmp(kind->str, "message") == 0 &&
+			    payload->type == REDIS_REPLY_STRING)
+				fn(arg, payload->str, payload->len);
+		}
+		freeReplyObject(reply);
+		reply = NULL;
+	}
+}
+
+int
 kv_subscribe(redisContext *c, const char *channel, char *err, size_t errlen)
 {
 	redisReply *r = redisCommand(c, "SUBSCRIBE %s", channel);

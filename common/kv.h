@@ -31,6 +31,13 @@ int kv_parse_url(const char *url, struct kv_target *t, char *err, size_t errlen)
 redisContext *kv_open(const struct kv_target *t, struct timeval tmo, char *err, size_t errlen);
 /* SUBSCRIBE channel on c and check the confirmation. 0, or -1 with the reason in err. */
 int kv_subscribe(redisContext *c, const char *channel, char *err, size_t errlen);
+/* The payload of one pub/sub "message" on a subscribed context. */
+typedef void (*kv_message_fn)(void *arg, const char *payload, size_t len);
+/*
+ * Hands every pub/sub message already buffered on the subscribed context c to fn (other replies
+ * are dropped). Returns 0, or -1 on a protocol error (the context is then unusable).
+ */
+int kv_drain_messages(redisContext *c, kv_message_fn fn, void *arg);
 int kv_configure(const struct conf *c);
 /* Returns a usable context, reconnecting after any error, or NULL (logged, rate-limited). */
 redisContext *kv_conn(void);

@@ -44,7 +44,6 @@ struct ws_row {
 	long tier, active_tasks;
 };
 
-static int id_param(struct req *r, const char **id);
 static int lock_row(struct req *r, const char *id, struct ws_row *w);
 static int paused_ancestor(struct req *r, const char *id);
 static int opt_body(struct req *r, struct json_object **body);
@@ -66,7 +65,7 @@ h_lifecycle_restart(struct req *r)
 	PGresult *res;
 	int reset, rc;
 
-	if (id_param(r, &id) < 0 || opt_body(r, &body) < 0)
+	if (req_workspace_id(r, &id) < 0 || opt_body(r, &body) < 0)
 		return -1;
 	reset = query_true(r, "reset") || body_bool(body, "reset");
 	tmpl = body_str(body, "template");
@@ -160,7 +159,7 @@ h_lifecycle_pause(struct req *r)
 	PGresult *res;
 	int i, n, rc;
 
-	if (id_param(r, &id) < 0)
+	if (req_workspace_id(r, &id) < 0)
 		return -1;
 	if (db_begin(r->arena) < 0 || db_exec(r->arena, HIERARCHY_LOCK_SQL, 0, NULL) == NULL)
 		return fail_tx(r, "failed to pause workspace");
@@ -219,7 +218,7 @@ h_lifecycle_resume(struct req *r)
 	PGresult *res;
 	int i, n, rc, external;
 
-	if (id_param(r, &id) < 0)
+	if (req_workspace_id(r, &id) < 0)
 		return -1;
 	if (db_begin(r->arena) < 0 || db_exec(r->arena, HIERARCHY_LOCK_SQL, 0, NULL) == NULL)
 		return fail_tx(r, "failed to resume workspace");
@@ -282,7 +281,7 @@ h_lifecycle_hibernate(struct req *r)
 	struct ws_row w;
 	int rc;
 
-	if (id_param(r, &id) < 0)
+	if (req_workspace_id(r, &id) < 0)
 		return -1;
 	if (db_begin(r->arena) < 0)
 		return fail_tx(r, "failed to hibernate workspace");
@@ -334,16 +333,6 @@ h_lifecycle_hibernate(struct req *r)
 		return -1;
 	json_object_object_add(out, "status", json_object_new_string("hibernating"));
 	return resp_json(r, 200, out);
-}
-
-/* :id must be a UUID. Returns 0, or -1 with 400 set. */
-static int
-id_param(struct req *r, const char **id)
-{
-	*id = req_param(r, "id");
-	if (!is_uuid(*id))
-		return resp_error(r, 400, "invalid workspace ID", NULL);
-	return 0;
 }
 
 /* Locks the workspace row (FOR UPDATE). 1 found (w filled), 0 no such row, -1 database error. */

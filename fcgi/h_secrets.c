@@ -28,7 +28,6 @@
 #define RESTARTABLE "w.status NOT IN ('removed', 'paused') AND " \
     "w.runtime IS DISTINCT FROM 'external'"
 
-static int workspace_id(struct req *r, const char **id);
 static int workspace_exists(struct req *r, const char *id, int lock);
 static int body_secret(struct req *r, const char **key, const char **val, size_t *vlen);
 static int valid_key(const char *k);
@@ -52,7 +51,7 @@ h_secrets_list(struct req *r)
 	const char *id = NULL, *params[1];
 	PGresult *res;
 
-	if (workspace_id(r, &id) < 0 || workspace_exists(r, id, 0) < 0)
+	if (req_workspace_id(r, &id) < 0 || workspace_exists(r, id, 0) < 0)
 		return -1;
 	params[0] = id;
 	res = db_exec(r->arena, "SELECT key, scope, c, u FROM ("
@@ -77,7 +76,7 @@ h_secrets_values(struct req *r)
 	enum crypt_result cr;
 	int i, n, nfailed = 0;
 
-	if (workspace_id(r, &id) < 0)
+	if (req_workspace_id(r, &id) < 0)
 		return -1;
 	/* Strict: once the workspace has a token, only that token reads the plaintext bundle. */
 	if (guard_lazy_bootstrap(r, id, "workspace", 1) < 0 || workspace_exists(r, id, 0) < 0)
@@ -133,7 +132,7 @@ h_secrets_set(struct req *r)
 	size_t vlen = 0;
 	int found = 0;
 
-	if (workspace_id(r, &id) < 0 || body_secret(r, &key, &val, &vlen) < 0)
+	if (req_workspace_id(r, &id) < 0 || body_secret(r, &key, &val, &vlen) < 0)
 		return -1;
 	if (write_secret(r, id, key, val, vlen, &found) < 0)
 		return -1;
@@ -146,7 +145,7 @@ h_secrets_delete(struct req *r)
 	const char *id = NULL, *key = req_param(r, "key");
 	int found = 0;
 
-	if (workspace_id(r, &id) < 0)
+	if (req_workspace_id(r, &id) < 0)
 		return -1;
 	if (key == NULL || !valid_key(key)) {
 		/* No such key can exist; still answer 404 for an unknown workspace first. */
@@ -171,7 +170,7 @@ h_secrets_model_get(struct req *r)
 	PGresult *res;
 	enum crypt_result cr;
 
-	if (workspace_id(r, &id) < 0 || workspace_exists(r, id, 0) < 0)
+	if (req_workspace_id(r, &id) < 0 || workspace_exists(r, id, 0) < 0)
 		return -1;
 	params[0] = id;
 	params[1] = MODEL_KEY;
@@ -208,7 +207,7 @@ h_secrets_model_put(struct req *r)
 	size_t len;
 	int found = 0;
 
-	if (workspace_id(r, &id) < 0 || req_json_body(r, &body) < 0)
+	if (req_workspace_id(r, &id) < 0 || req_json_body(r, &body) < 0)
 		return -1;
 	if (!json_object_object_get_ex(body, "model", &v) ||
 	    !json_object_is_type(v, json_type_string))
@@ -287,16 +286,6 @@ secrets_store_in_tx(struct req *r, const char *ws, const char *key, const char *
 		return -1;
 	if (record(r, "SECRET_SET", ws, key) < 0)
 		return fail_tx(r, "failed to save secret");
-	return 0;
-}
-
-/* The :id path parameter as a UUID. Returns 0, or -1 with 400 set. */
-static int
-workspace_id(struct req *r, const char **id)
-{
-	*id = req_param(r, "id");
-	if (*id == NULL || !is_uuid(*id))
-		return resp_error(r, 400, "invalid workspace ID", NULL);
 	return 0;
 }
 

@@ -87,7 +87,6 @@ struct ws_current {
 	double x, y;
 };
 
-static int workspace_id_param(struct req *r, const char **id);
 static struct json_object *ws_object(const PGresult *res, int row, int full);
 static struct json_object *jstr(const char *s);
 static struct json_object *jint(const char *s);
@@ -314,7 +313,7 @@ h_workspaces_get(struct req *r)
 	const char *id = NULL, *params[1];
 	PGresult *res;
 
-	if (workspace_id_param(r, &id) < 0)
+	if (req_workspace_id(r, &id) < 0)
 		return -1;
 	params[0] = id;
 	res = db_exec(r->arena, "SELECT " WS_COLUMNS " WHERE w.id = $1::uuid", 1, params);
@@ -336,7 +335,7 @@ h_workspaces_patch(struct req *r)
 	PGresult *res;
 	int ch_name, ch_role, ch_tier, ch_parent, ch_runtime, ch_dir, ch_xy, ch_collapsed;
 
-	if (workspace_id_param(r, &id) < 0)
+	if (req_workspace_id(r, &id) < 0)
 		return -1;
 	if (req_json_body_or(r, &body, "invalid request body") < 0)
 		return -1;
@@ -521,7 +520,7 @@ h_workspaces_delete(struct req *r)
 	size_t nall = 0, nfresh = 0;
 	int i, nkids, ndesc, purge, root_removed;
 
-	if (workspace_id_param(r, &id) < 0)
+	if (req_workspace_id(r, &id) < 0)
 		return -1;
 	confirm = req_query(r, "confirm");
 	purge_arg = req_query(r, "purge");
@@ -667,7 +666,7 @@ h_workspaces_state(struct req *r)
 	const char *id = NULL, *params[1], *status;
 	PGresult *res;
 
-	if (workspace_id_param(r, &id) < 0)
+	if (req_workspace_id(r, &id) < 0)
 		return -1;
 	if (guard_lazy_bootstrap(r, id, "workspace", 1) < 0)
 		return -1;
@@ -696,16 +695,6 @@ h_workspaces_state(struct req *r)
 	json_object_object_add(out, "status", json_object_new_string(status));
 	json_object_object_add(out, "workspace_id", json_object_new_string(id));
 	return resp_json(r, 200, out);
-}
-
-/* :id must be a UUID. Returns 0, or -1 with 400 "invalid workspace ID" set. */
-static int
-workspace_id_param(struct req *r, const char **id)
-{
-	*id = req_param(r, "id");
-	if (!is_uuid(*id))
-		return resp_error(r, 400, "invalid workspace ID", NULL);
-	return 0;
 }
 
 /*

@@ -132,6 +132,15 @@ req_bearer(const struct req *r)
 }
 
 int
+req_workspace_id(struct req *r, const char **id)
+{
+	*id = req_param(r, "id");
+	if (*id == NULL || !is_uuid(*id))
+		return resp_error(r, 400, "invalid workspace ID", NULL);
+	return 0;
+}
+
+int
 req_json_value(struct req *r, struct json_object **out)
 {
 	const char *cl = req_env(r, "CONTENT_LENGTH");

@@ -77,6 +77,8 @@ const char *req_query(struct req *r, const char *name);
 /* The bearer token of "Authorization: Bearer <tok>", or NULL. */
 const char *req_bearer(const struct req *r);
 
+/* The :id path parameter, which must be a UUID. Returns 0, or -1 with 400 "invalid workspace ID" set. */
+int req_workspace_id(struct req *r, const char **id);
 /* The body as any JSON value (an array, too); 0, or -1 with 400/413 set. Owned by the arena. */
 int req_json_value(struct req *r, struct json_object **out);
 /*

@@ -91,7 +91,7 @@ static int subscribe(struct bc *b);
 static void drop_subscriber(struct bc *b, const char *why);
 static int read_replies(struct bc *b);
 static int drain_replies(struct bc *b);
-static void handle_reply(struct bc *b, redisReply *reply);
+static void on_message(void *arg, const char *payload, size_t len);
 static void relay(struct bc *b, const char *envelope, size_t len);
 static int heartbeat_superseded(struct bc *b, const char *workspace_id);
 static int add_audience(struct bc *b, struct channel_list *cl, const char *workspace_id);
@@ -294,32 +294,15 @@ read_replies(struct bc *b)
 static int
 drain_replies(struct bc *b)
 {
-	void *reply = NULL;
-
-	for (;;) {
-		if (redisGetReplyFromReader(b->sub, &reply) != REDIS_OK)
-			return -1;
-		if (reply == NULL)
-			return 0;
-		handle_reply(b, reply);
-		freeReplyObject(reply);
-		reply = NULL;
-	}
+	return kv_drain_messages(b->sub, on_message, b);
 }
 
 static void
-handle_reply(struct bc *b, redisReply *reply)
+on_message(void *arg, const char *payload, size_t len)
 {
-	redisReply *kind, *payload;
+	struct bc *b = arg;
 
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
-		return;
-	kind = reply->element[0];
-	payload = reply->element[2];
-	if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 ||
-	    payload->type != REDIS_REPLY_STRING)
-		return;
-	relay(b, payload->str, payload->len);
+	relay(b, payload, len);
 	arena_reset(&b->arena);
 	b->relayed++;
 }

@@ -109,7 +109,7 @@ static int subscribe(struct swp *b);
 static void enable_notifications(struct swp *b, redisContext *c);
 static void drop_subscriber(struct swp *b, const char *why);
 static int drain_replies(struct swp *b);
-static void handle_reply(struct swp *b, redisReply *reply);
+static void on_expired(void *arg, const char *key, size_t len);
 static void check_epoch(struct swp *b);
 static int db_ready(struct swp *b);
 static void db_failed(struct swp *b);
@@ -415,34 +415,18 @@ drop_subscriber(struct swp *b, const char *why)
 static int
 drain_replies(struct swp *b)
 {
-	void *reply = NULL;
-
-	for (;;) {
-		if (redisGetReplyFromReader(b->sub, &reply) != REDIS_OK)
-			return -1;
-		if (reply == NULL)
-			return 0;
-		handle_reply(b, reply);
-		freeReplyObject(reply);
-		reply = NULL;
-	}
+	return kv_drain_messages(b->sub, on_expired, b);
 }
 
-/* ["message", channel, "ws:<id>"]: that workspace's liveness TTL ran out. */
+/* An expired key "ws:<id>": that workspace's liveness TTL ran out. */
 static void
-handle_reply(struct swp *b, redisReply *reply)
+on_expired(void *arg, const char *key, size_t len)
 {
-	redisReply *kind, *payload;
+	struct swp *b = arg;
 	char id[40];
 
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
-		return;
-	kind = reply->element[0];
-	payload = reply->element[2];
-	if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 ||
-	    payload->type != REDIS_REPLY_STRING)
-		return;
-	if (sweep_liveness_id(payload->str, id, sizeof(id)) < 0)
+	UNUSED(len);
+	if (sweep_liveness_id(key, id, sizeof(id)) < 0)
 		return;
 	/* Lost while PostgreSQL is down: the stale pass finds the row once it is back. */
 	if (!db_ready(b))
