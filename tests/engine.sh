@@ -67,6 +67,9 @@ events_logger = "file"
 events_logfile_path = "$dir/events.log"
 tmp_dir = "$dir/tmp"
 num_locks = 256
+# File locks under tmp_dir: the default shm segment (/dev/shm/libpod_lock) is one per machine,
+# shared by every engine, and locks leaked by a killed engine would pile up across runs.
+lock_type = "file"
 
 [network]
 network_config_dir = "$dir/cni"
