@@ -202,7 +202,7 @@ static redisContext *
 connect_target(void)
 {
 	char err[256];
-	redisContext *c = kv_open(&target, timeout, err, sizeof(err));
+	redisContext *c = kv_open(err, sizeof(err));
 	int64_t now = now_mono_ms();
 
 	/* One complaint per 10 s: a Redis outage must not flood the logs. */
@@ -214,10 +214,17 @@ connect_target(void)
 }
 
 redisContext *
-kv_open(const struct kv_target *t, struct timeval tmo, char *err, size_t errlen)
+kv_open(char *err, size_t errlen)
 {
+	const struct kv_target *t = &target;
+	struct timeval tmo = timeout;
 	redisContext *c;
 	redisReply *r = NULL;
+
+	if (!configured) {
+		snprintf(err, errlen, "redis is not configured");
+		return NULL;
+	}
 
 	if (t->path[0] != '\0')
 		c = redisConnectUnixWithTimeout(t->path, tmo);
@@ -249,6 +256,23 @@ fail:
 	freeReplyObject(r);
 	redisFree(c);
 	return NULL;
+}
+
+int
+kv_db(void)
+{
+	return target.db;
+}
+
+void
+kv_forget_workspace(const char *id)
+{
+	/* Liveness and the URL caches the registry and the provisioner write; best effort. */
+	redisReply *r = kv_command(NULL, "DEL ws:%s ws:%s:url ws:%s:internal_url", id, id, id);
+
+	if (r == NULL)
+		log_warn("workspace %s: redis keys not cleared", id);
+	freeReplyObject(r);
 }
 
 int

@@ -25,10 +25,14 @@ int kv_parse_url(const char *url, struct kv_target *t, char *err, size_t errlen)
 
 /* Remembers the target; connects on first use. Returns -1 when the URL is invalid. */
 /*
- * A private connection to t (AUTH and SELECT done), for what cannot share the process's context:
- * a subscriber. NULL with the reason in err. The caller owns it (redisFree).
+ * A private connection to the configured Redis (AUTH and SELECT done, redis_timeout set), for what
+ * cannot share the process's context: a subscriber. NULL with the reason in err. Caller redisFrees.
  */
-redisContext *kv_open(const struct kv_target *t, struct timeval tmo, char *err, size_t errlen);
+redisContext *kv_open(char *err, size_t errlen);
+/* The configured database number (keyspace notification channels name it). */
+int kv_db(void);
+/* Drops a workspace's liveness key and URL caches (it is going away); best effort, logged. */
+void kv_forget_workspace(const char *id);
 /* SUBSCRIBE channel on c and check the confirmation. 0, or -1 with the reason in err. */
 int kv_subscribe(redisContext *c, const char *channel, char *err, size_t errlen);
 /* The payload of one pub/sub "message" on a subscribed context. */

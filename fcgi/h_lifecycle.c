@@ -53,7 +53,6 @@ static int query_true(struct req *r, const char *name);
 static int queue_job(struct req *r, const char *id, const char *kind, struct json_object *payload);
 static struct json_object *ev_name(struct req *r, const char *name, long tier, const char *runtime);
 static const char *id_array(struct req *r, const PGresult *res, int col);
-static void clear_keys(struct req *r, const char *id);
 static int fail_tx(struct req *r, const char *msg);
 
 int
@@ -139,7 +138,7 @@ h_lifecycle_restart(struct req *r)
 	if (db_commit(r->arena) < 0)
 		return fail_tx(r, "failed to restart workspace");
 	log_info("workspace %s: restart queued", id);
-	clear_keys(r, id);
+	kv_forget_workspace(id);
 
 	out = jsonx_own(r->arena, json_object_new_object());
 	if (out == NULL)
@@ -199,7 +198,7 @@ h_lifecycle_pause(struct req *r)
 		return fail_tx(r, "failed to pause workspace");
 	log_info("workspace %s: paused with its subtree (%d)", id, n);
 	for (i = 0; i < n; i++)
-		clear_keys(r, PQgetvalue(res, i, 0));
+		kv_forget_workspace(PQgetvalue(res, i, 0));
 
 	out = jsonx_own(r->arena, json_object_new_object());
 	if (out == NULL)
@@ -325,7 +324,7 @@ h_lifecycle_hibernate(struct req *r)
 	if (db_commit(r->arena) < 0)
 		return fail_tx(r, "failed to hibernate workspace");
 	log_info("workspace %s: hibernation queued", id);
-	clear_keys(r, id);
+	kv_forget_workspace(id);
 
 	/* The container stops asynchronously; WORKSPACE_HIBERNATED follows when it has. */
 	out = jsonx_own(r->arena, json_object_new_object());
@@ -465,13 +464,6 @@ id_array(struct req *r, const PGresult *res, int col)
 	return buf;
 }
 
-/* Drops the liveness and URL keys: the agent is going away. Best effort after COMMIT. */
-static void
-clear_keys(struct req *r, const char *id)
-{
-	if (kv_command(r->arena, "DEL ws:%s ws:%s:url ws:%s:internal_url", id, id, id) == NULL)
-		log_warn("workspace %s: redis keys not cleared", id);
-}
 
 /* Rolls back; 503 when the database is unreachable, else 500 msg. Always -1. */
 static int

@@ -120,7 +120,6 @@ static int fail_tx(struct req *r, const char *msg);
 static int streq_null(const char *a, const char *b);
 static const char *id_array(struct req *r, const char *root, const PGresult *res, int col,
     size_t *n);
-static void clear_keys(struct req *r, const char *id);
 static char *fmt_double(struct req *r, double d);
 static const char *lower_uuid(struct req *r, const char *s);
 
@@ -647,9 +646,9 @@ h_workspaces_delete(struct req *r)
 		return fail_tx(r, purge ? "purge failed" : "failed to delete workspace");
 	log_info("workspace %s %s with %d descendant(s)", id, purge ? "purged" : "removed", ndesc);
 
-	clear_keys(r, id);
+	kv_forget_workspace(id);
 	for (i = 0; i < ndesc; i++)
-		clear_keys(r, PQgetvalue(dres, i, 0));
+		kv_forget_workspace(PQgetvalue(dres, i, 0));
 
 	out = jsonx_own(r->arena, json_object_new_object());
 	if (out == NULL)
@@ -1537,13 +1536,6 @@ id_array(struct req *r, const char *root, const PGresult *res, int col, size_t *
 	return buf;
 }
 
-/* Drops the workspace's Redis keys (liveness, URL caches); best effort after COMMIT. */
-static void
-clear_keys(struct req *r, const char *id)
-{
-	if (kv_command(r->arena, "DEL ws:%s ws:%s:url ws:%s:internal_url", id, id, id) == NULL)
-		log_warn("workspace %s: redis keys not cleared", id);
-}
 
 /* A double as exact SQL text, in the arena (NULL when out of memory). */
 static char *

@@ -65,8 +65,6 @@ struct hb_slot {
 struct bc {
 	struct conf conf;
 	const char *conf_path;
-	struct kv_target target;
-	struct timeval redis_timeout;
 	const char *nchan_socket;
 	int restarts;
 	redisContext *sub;		/* subscribed: no other command may run on it */
@@ -155,11 +153,7 @@ setup(struct bc *b, int argc, char **argv)
 	conf_apply_logging(&b->conf);
 	if (kv_configure(&b->conf) < 0)
 		fatal("configuration: invalid redis_url");
-	if (kv_parse_url(b->conf.redis_url, &b->target, err, sizeof(err)) < 0)
-		fatal("configuration: %s", err);
 	db_configure(&b->conf);
-	b->redis_timeout.tv_sec = b->conf.redis_timeout_ms / 1000;
-	b->redis_timeout.tv_usec = (b->conf.redis_timeout_ms % 1000) * 1000;
 	b->nchan_socket = b->conf.nchan_publish_socket;
 	if (b->nchan_socket[0] != '/')
 		fatal("configuration: NCHAN_PUBLISH_SOCKET must be an absolute unix socket path");
@@ -251,7 +245,7 @@ static int
 subscribe(struct bc *b)
 {
 	char err[256];
-	redisContext *c = kv_open(&b->target, b->redis_timeout, err, sizeof(err));
+	redisContext *c = kv_open(err, sizeof(err));
 
 	if (c == NULL || kv_subscribe(c, EVENTS_CHANNEL, err, sizeof(err)) < 0) {
 		complain(b, "%s", err);

@@ -131,7 +131,6 @@ static char *yaml_quoted(struct arena *a, const char *s);
 static int upload_configs(struct prov *p, struct job *j, const struct ws_info *w,
     const char *token, const char *inbound);
 static void on_image_event(void *arg, const char *type, struct json_object *payload);
-static void clear_keys(const char *id);
 static void set_msg(struct prov *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void usage(void);
 
@@ -698,7 +697,7 @@ prepare(struct prov *p, struct job *j, struct ws_info *w)
 	if (db_commit(&p->arena) < 0)
 		goto fail;
 	if (moved)
-		clear_keys(j->workspace_id);
+		kv_forget_workspace(j->workspace_id);
 	events_broadcast(&p->arena, "WORKSPACE_PROVISIONING_STARTED", j->workspace_id, NULL);
 	return 1;
 fail:
@@ -1303,12 +1302,6 @@ on_image_event(void *arg, const char *type, struct json_object *payload)
 	json_object_put(payload);
 }
 
-/* Liveness and URL caches of an agent that is going away; best effort. */
-static void
-clear_keys(const char *id)
-{
-	freeReplyObject(kv_command(NULL, "DEL ws:%s ws:%s:url ws:%s:internal_url", id, id, id));
-}
 
 static void
 set_msg(struct prov *p, const char *fmt, ...)

@@ -65,8 +65,6 @@ enum offline_from { FROM_LIVE, FROM_LIVE_OR_OFFLINE };
 struct swp {
 	struct conf conf;
 	const char *conf_path;
-	struct kv_target target;
-	struct timeval redis_timeout;
 	int restarts;
 	redisContext *sub;		/* subscribed: no other command may run on it */
 	char channel[64];
@@ -183,12 +181,8 @@ setup(struct swp *b, int argc, char **argv)
 	conf_apply_logging(&b->conf);
 	if (kv_configure(&b->conf) < 0)
 		fatal("configuration: invalid redis_url");
-	if (kv_parse_url(b->conf.redis_url, &b->target, err, sizeof(err)) < 0)
-		fatal("configuration: %s", err);
 	db_configure(&b->conf);
-	b->redis_timeout.tv_sec = b->conf.redis_timeout_ms / 1000;
-	b->redis_timeout.tv_usec = (b->conf.redis_timeout_ms % 1000) * 1000;
-	snprintf(b->channel, sizeof(b->channel), "__keyevent@%d__:expired", b->target.db);
+	snprintf(b->channel, sizeof(b->channel), "__keyevent@%d__:expired", kv_db());
 	rs = getenv("MOLECULE_RESTARTS");
 	b->restarts = rs ? atoi(rs) : 0;
 	arena_init(&b->arena, ARENA_CAP);
@@ -337,7 +331,7 @@ static int
 subscribe(struct swp *b)
 {
 	char err[256];
-	redisContext *c = kv_open(&b->target, b->redis_timeout, err, sizeof(err));
+	redisContext *c = kv_open(err, sizeof(err));
 
 	if (c == NULL) {
 		complain(b, "%s", err);
@@ -569,7 +563,7 @@ take_offline(struct swp *b, const char *id, const char *why, enum offline_from f
 	if (db_commit(&b->tx) < 0)
 		goto fail;
 	if (clear_keys)
-		freeReplyObject(kv_command(NULL, "DEL ws:%s ws:%s:url ws:%s:internal_url", id, id, id));
+		kv_forget_workspace(id);
 	b->offlined += (unsigned long)flipped;
 	b->queued += (unsigned long)queued;
 	if (flipped || queued)
